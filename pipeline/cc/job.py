@@ -1,0 +1,112 @@
+"""Builds and runs the CC job. The same graph runs on the DirectRunner (default: one worker process per
+core), Dataflow, Flink and Spark; everything a worker needs travels inside the graph or is installed from
+the package's dependencies."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from pipeline.cc import dedup, filters, output, read
+from pipeline.cc.config import CCConfig
+from pipeline.cc.funnel import build_funnel, counters_of, format_funnel
+from pipeline.cc.progress import show_worker_progress
+from pipeline.inputs import expand_inputs
+from pipeline.langid import default_lid_model
+from pipeline.model_files import ModelFile
+from pipeline.schema import DEAD_LETTER_SCHEMA, DOC_SCHEMA, REJECT_SCHEMA
+
+OUTPUTS = ["docs", "rejects", "dead_letters"]
+log = logging.getLogger(__name__)
+
+
+def pipeline_options(beam_args: list[str]) -> PipelineOptions:
+    """Beam options from the command line; with no runner named, Beam's local runner on every core."""
+    opts = PipelineOptions(beam_args)
+    if is_local(opts):
+        direct = opts.view_as(DirectOptions)
+        if not any(a.startswith("--direct_num_workers") for a in beam_args):
+            direct.direct_num_workers = os.cpu_count() or 1
+        if not any(a.startswith("--direct_running_mode") for a in beam_args):
+            direct.direct_running_mode = "multi_processing" if direct.direct_num_workers > 1 else "in_memory"
+    return opts
+
+
+def is_local(opts: PipelineOptions) -> bool:
+    return opts.view_as(StandardOptions).runner in (None, "DirectRunner", "direct", "FnApiRunner")
+
+
+def make_pipeline(opts: PipelineOptions) -> beam.Pipeline:
+    """With no runner named, the DirectRunner's batch engine (FnApiRunner) is used directly: the
+    DirectRunner would first try to download the Prism runner, which an offline machine cannot."""
+    if opts.view_as(StandardOptions).runner is None:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        return beam.Pipeline(runner=FnApiRunner(), options=opts)
+    return beam.Pipeline(options=opts)
+
+
+def build(p: beam.Pipeline, cfg: CCConfig, files: list[str]) -> None:
+    staging = output.join(cfg.output, output.STAGING)
+    n_shards = cfg.output_shards or max(1, len(files))
+    lid_model = ModelFile(cfg.lid_model or default_lid_model())
+
+    parsed = (p | "Files" >> beam.Create(list(enumerate(files)))
+              | "Spread files" >> beam.Reshuffle()
+              | "Read" >> beam.ParDo(read.ReadRecords(cfg.max_record_bytes, len(files))).with_outputs(
+                  read.DEAD, main="docs"))
+    kept, dup_rejects = parsed.docs | "Document dedup" >> dedup.DocumentDedup(
+        cfg.exact_dedup, cfg.near_dedup, cfg.minhash_threshold, cfg.minhash_perms, cfg.minhash_ngram,
+        cfg.template_line_docs)
+    deduped = kept | "Line dedup" >> dedup.LineDedup(cfg.line_dedup)
+    filtered = deduped | "Filter" >> beam.ParDo(filters.Filter(
+        cfg.min_chars, lid_model, cfg.languages, cfg.lid_threshold, cfg.scorers)).with_outputs(
+        filters.REJECTED, main="kept")
+    rejects = (dup_rejects, filtered[filters.REJECTED]) | "All rejects" >> beam.Flatten()
+
+    (filtered.kept | "Doc rows" >> beam.Map(lambda kv: (kv[0], kv[1].to_row()))
+     | "Write docs" >> output.WriteShards(output.join(staging, "docs"), DOC_SCHEMA, n_shards))
+    (rejects | "Reject rows" >> beam.Map(lambda kv: (kv[0], kv[1].to_row()))
+     | "Write rejects" >> output.WriteShards(output.join(staging, "rejects"), REJECT_SCHEMA, n_shards))
+    (parsed[read.DEAD]
+     | "Dead rows" >> beam.Map(lambda kv: (f"{kv[0]:06d}:{kv[1].offset:015d}:{kv[1].reason}", kv[1].to_row()))
+     | "Write dead letters" >> output.WriteShards(output.join(staging, "dead_letters"), DEAD_LETTER_SCHEMA, n_shards))
+
+
+def run(cfg: CCConfig, beam_args: list[str] | None = None) -> dict:
+    """Run the job to completion, publish its outputs, write stats.json, print the funnel; return stats."""
+    cfg.validate()
+    files = expand_inputs(cfg.input, cfg.paths_prefix, cfg.max_files)
+    log.info("CC job: %d input files -> %s", len(files), cfg.output)
+    opts = pipeline_options(beam_args or [])
+    show_worker_progress()
+    staged = output.join(cfg.output, output.STAGING)
+    if "://" not in cfg.output and os.path.isdir(staged):
+        import shutil
+        shutil.rmtree(staged)
+    t0 = time.time()
+    p = make_pipeline(opts)
+    build(p, cfg, files)
+    result = p.run()
+    result.wait_until_finish()
+    wall = time.time() - t0
+    output.publish(cfg.output, OUTPUTS)
+    cores = opts.view_as(DirectOptions).direct_num_workers if is_local(opts) else None
+    funnel = build_funnel(counters_of(result), [s.name for s in cfg.scorers], wall, cores)
+    stats = {"job": "cc", "input_files": len(files), "config": _config_summary(cfg), **funnel}
+    output.write_atomically(output.join(cfg.output, "stats.json"),
+                            json.dumps(stats, indent=2, sort_keys=False).encode())
+    print(format_funnel(funnel), flush=True)
+    return stats
+
+
+def _config_summary(cfg: CCConfig) -> dict:
+    keys = ["exact_dedup", "near_dedup", "minhash_threshold", "minhash_perms", "minhash_ngram",
+            "template_line_docs", "line_dedup", "min_chars", "lid_model", "languages", "lid_threshold"]
+    out = {k: getattr(cfg, k) for k in keys}
+    out["languages"] = list(cfg.languages)
+    out["quality_scorers"] = [s.name for s in cfg.scorers]
+    return out

@@ -1,0 +1,77 @@
+import gzip
+import io
+
+import pytest
+
+from helpers import conversion, record_id
+from pipeline.schema import DeadLetter
+from pipeline.warc import WarcRecord, gzip_member, read_warc
+
+
+def parse(data: bytes, **kw):
+    items = list(read_warc(io.BytesIO(data), "f.warc.wet.gz", **kw))
+    return [i for i in items if isinstance(i, WarcRecord)], [i for i in items if isinstance(i, DeadLetter)]
+
+
+def good(n: int) -> bytes:
+    return conversion(f"page {n}\nsome text of page {n}\n".encode(), record_id(n))
+
+
+def test_gzip_per_record_offsets_are_member_offsets():
+    members = [gzip_member(good(i)) for i in range(3)]
+    recs, dead = parse(b"".join(members))
+    assert not dead
+    assert [r.record_id for r in recs] == [record_id(i) for i in range(3)]
+    assert [r.offset for r in recs] == [0, len(members[0]), len(members[0]) + len(members[1])]
+    assert recs[1].block == b"page 1\nsome text of page 1\n"
+    assert recs[0].headers["warc-type"] == "conversion"
+
+
+def test_plain_and_whole_file_gzip_give_the_same_records():
+    raw = b"".join(good(i) for i in range(4))
+    plain, d1 = parse(raw)
+    whole, d2 = parse(gzip.compress(raw))
+    assert not d1 and not d2
+    assert [r.block for r in plain] == [r.block for r in whole]
+    assert plain[2].offset == len(good(0)) + len(good(1))
+
+
+def test_corrupt_member_is_one_dead_letter_and_the_next_record_survives():
+    members = [gzip_member(good(i)) for i in range(3)]
+    bad = bytearray(members[1])
+    bad[len(bad) // 2] ^= 0xFF
+    bad[len(bad) // 2 + 1] ^= 0xFF
+    recs, dead = parse(members[0] + bytes(bad) + members[2])
+    assert [r.record_id for r in recs] == [record_id(0), record_id(2)]
+    assert len(dead) == 1 and "gzip" in dead[0].reason and dead[0].offset == len(members[0])
+
+
+def test_garbage_between_members_and_truncated_tail():
+    m = [gzip_member(good(i)) for i in range(2)]
+    data = m[0] + b"not gzip at all" + m[1] + gzip_member(good(9))[:-12]
+    recs, dead = parse(data)
+    assert [r.record_id for r in recs] == [record_id(0), record_id(1)]
+    assert len(dead) == 2
+    assert dead[0].offset == len(m[0]) and "not a gzip member" in dead[0].reason
+    assert "gzip" in dead[1].reason
+
+
+# A Content-Length that is too long runs into the end of its gzip member (truncated), or, in a plain
+# file, into the next record (whose header then sits where the record's end should be).
+@pytest.mark.parametrize("delta,gzipped,reason", [(+50, True, "truncated record"),
+                                                  (+50, False, "does not end where"),
+                                                  (-7, True, "does not end where"),
+                                                  (-7, False, "does not end where")])
+def test_content_length_that_lies(delta, gzipped, reason):
+    lie = conversion(b"some text that is long enough\n", record_id(5), length_delta=delta)
+    wrap = gzip_member if gzipped else (lambda b: b)
+    recs, dead = parse(wrap(good(0)) + wrap(lie) + wrap(good(1)))
+    assert [r.record_id for r in recs] == [record_id(0), record_id(1)]
+    assert len(dead) == 1 and reason in dead[0].reason and dead[0].record_id == record_id(5)
+
+
+def test_oversized_record_is_skipped_without_buffering():
+    big = conversion(b"x" * 5_000_000, record_id(7))
+    recs, dead = parse(gzip_member(good(0)) + gzip_member(big) + gzip_member(good(1)), max_record_bytes=1_000_000)
+    assert [r.record_id for r in recs] == [record_id(0), record_id(1)]
+    assert len(dead) == 1 and "over the limit" in dead[0].reason
