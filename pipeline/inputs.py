@@ -3,8 +3,10 @@ or a CommonCrawl `*.paths.gz` listing (one relative path per line) with a prefix
 Streams are opened raw (the readers decompress themselves) and http(s) reads retry with resumption."""
 from __future__ import annotations
 
+import glob
 import gzip
 import io
+import os
 import logging
 import time
 import urllib.error
@@ -51,7 +53,6 @@ def read_listing(path: str, prefix: str = CC_PREFIX, limit: int | None = None) -
 def expand_inputs(spec: str | list[str], prefix: str = CC_PREFIX, limit: int | None = None) -> list[str]:
     """Every input file named by a comma-separated list of globs, paths, URLs and listings, in a stable
     order (sorted within each glob, listing order within each listing), without repeats."""
-    from apache_beam.io.filesystems import FileSystems
     items = spec if isinstance(spec, list) else [s.strip() for s in spec.split(",") if s.strip()]
     if not items:
         raise InputError("no input given")
@@ -62,13 +63,23 @@ def expand_inputs(spec: str | list[str], prefix: str = CC_PREFIX, limit: int | N
         elif _is_http(item) or not (_GLOB_CHARS & set(item)):
             out.append(item)
         else:
-            found = sorted(m.path for r in FileSystems.match([item]) for m in r.metadata_list)
-            if not found:
-                raise InputError(f"no file matches {item!r}")
-            out += found
+            out += _glob(item)
     seen: set[str] = set()
     unique = [p for p in out if not (p in seen or seen.add(p))]
     return unique[:limit] if limit is not None else unique
+
+
+def _glob(pattern: str) -> list[str]:
+    if "://" in pattern:
+        from apache_beam.io.filesystems import FileSystems
+        found = sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
+    else:
+        # the local glob lists what Beam's matcher hides (broken links, directories), so that an
+        # unreadable file becomes a dead letter instead of silently vanishing from the run
+        found = sorted(os.path.abspath(p) for p in glob.glob(pattern))
+    if not found:
+        raise InputError(f"no file matches {pattern!r}")
+    return found
 
 
 class RetryingHttpReader(io.RawIOBase):
