@@ -90,6 +90,7 @@ class RetryingHttpReader(io.RawIOBase):
         self.url, self.retries, self.timeout, self.backoff = url, retries, timeout, backoff
         self.pos = 0
         self._resp = None
+        self._end: int | None = None
         self._done = False
 
     def readable(self) -> bool:
@@ -103,6 +104,8 @@ class RetryingHttpReader(io.RawIOBase):
         if self.pos and resp.status != 206:
             resp.close()
             raise OSError(f"{self.url}: server ignored the Range request (status {resp.status})")
+        length = resp.headers.get("Content-Length")
+        self._end = self.pos + int(length) if length and length.isdigit() else None
         self._resp = resp
 
     def read(self, n: int = -1) -> bytes:
@@ -114,6 +117,8 @@ class RetryingHttpReader(io.RawIOBase):
                     self._open()
                 data = self._resp.read(n if n and n > 0 else -1)
                 if not data:
+                    if self._end is not None and self.pos < self._end:
+                        raise OSError(f"connection closed at byte {self.pos} of {self._end}")
                     self._done = True
                 self.pos += len(data)
                 return data
