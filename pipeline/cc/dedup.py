@@ -111,17 +111,22 @@ class _Sign(beam.DoFn):
         return out
 
 
+def _smallest(members, key=lambda m: m):
+    """(smallest member, number of members) of a re-iterable group, in one streaming pass."""
+    first, n = None, 0
+    for member in members:
+        n += 1
+        if first is None or key(member) < key(first):
+            first = member
+    return first, n
+
+
 class _DuplicateDrops(beam.DoFn):
     """(band, [(key, id)]) -> (key, (kind, id kept)) for every member but the one with the smallest key."""
 
     def process(self, group):
         band, members = group
-        first = None
-        n = 0
-        for member in members:
-            n += 1
-            if first is None or member[0] < first[0]:
-                first = member
+        first, n = _smallest(members, key=lambda m: m[0])
         if n < 2:
             return
         kind = "exact" if band[:1] == EXACT_BAND else "near"
@@ -191,12 +196,7 @@ class _LineDrops(beam.DoFn):
 
     def process(self, group):
         line, keys = group
-        first = None
-        n = 0
-        for key in keys:
-            n += 1
-            if first is None or key < first:
-                first = key
+        first, n = _smallest(keys)
         if n < 2:
             return
         for key in keys:
