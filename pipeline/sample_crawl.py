@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 import random
 import uuid
 
@@ -172,3 +173,20 @@ def write_sample(path: str, seed: int = 0, **kwargs) -> list[SamplePage]:
     with open(path, "wb") as f:
         f.write(wet_bytes(pages))
     return pages
+
+
+def warc_bytes(pages: list[SamplePage], date: str = "2023-01-30T12:00:00Z") -> bytes:
+    """The same pages as a WARC file of HTTP responses with HTML bodies (one paragraph per <p>)."""
+    out = []
+    for p in pages:
+        lines = p.text.split("\n")
+        paras = "".join(f"<p>{html.escape(ln)}</p>\n" for ln in lines[1:])
+        body = (f"<!DOCTYPE html><html lang=\"{p.lang}\"><head><meta charset=\"utf-8\"><title>{html.escape(lines[0])}"
+                f"</title><script>var tracking = 1;</script></head><body><article><h1>{html.escape(lines[0])}</h1>\n"
+                f"{paras}</article></body></html>").encode("utf-8")
+        payload = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+                   + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        headers = [("WARC-Type", "response"), ("WARC-Target-URI", p.url), ("WARC-Date", date),
+                   ("WARC-Record-ID", p.id), ("Content-Type", "application/http; msgtype=response")]
+        out.append(gzip_member(warc_record_bytes(headers, payload)))
+    return b"".join(out)

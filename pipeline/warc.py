@@ -23,7 +23,7 @@ CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b\x08"
 MAX_HEADER_BYTES = 1 << 16
 DEFAULT_MAX_RECORD_BYTES = 8 << 20
-_RECORD_START = re.compile(rb"(?:^|\n)WARC/1\.[01]\r?\n")
+_RECORD_START = re.compile(rb"WARC/1\.[01]\r?\n")
 
 
 @dataclasses.dataclass
@@ -179,7 +179,7 @@ class _RecordParser:
 
     def _resync(self, start: int) -> int:
         m = _RECORD_START.search(self.buf, start + 1)
-        return len(self.buf) if m is None else m.start() + (m.group(0)[:1] == b"\n")
+        return len(self.buf) if m is None else m.start()
 
     def _consume(self, n: int) -> None:
         del self.buf[:n]
@@ -263,7 +263,8 @@ class _RecordParser:
 def read_warc(f: BinaryIO, name: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Item]:
     """Yield every record of a WARC/WET stream, or a DeadLetter for every stretch that is not one."""
     first = f.read(CHUNK)
-    gzipped = first[:2] == b"\x1f\x8b"
+    # a damaged first member still leaves the file gzipped: look past it for the next member header
+    gzipped = first[:2] == b"\x1f\x8b" or (not first.lstrip().startswith(b"WARC/") and GZIP_MAGIC in first)
     parser = _RecordParser(name, max_record_bytes, gzipped)
     if gzipped:
         events = _gzip_events(_Prefixed(first, f), name)

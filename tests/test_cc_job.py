@@ -177,3 +177,18 @@ def test_rerun_is_byte_identical_on_two_workers(tmp_path):
         match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
         assert not mismatch and not errors
     assert len(os.listdir(outs[0] / "docs")) == 2
+
+
+def test_warc_html_is_reextracted_and_curated_like_wet(tmp_path):
+    from pipeline.sample_crawl import make_pages, warc_bytes
+    pages = make_pages(0)
+    write(str(tmp_path / "a.warc.gz"), warc_bytes(pages))
+    stats = run(CCConfig(input=str(tmp_path / "a.warc.gz"), output=str(tmp_path / "out")), LOCAL)
+    docs = read_rows(str(tmp_path / "out" / "docs"))
+    assert {d["id"] for d in docs} == {p.id for p in pages if p.lang == "en" and p.kind == "clean"}
+    by_id = {p.id: p for p in pages}
+    for d in docs:
+        assert json.loads(d["metadata"])["extracted_from"] == "html"
+        body = [ln for ln in by_id[d["id"]].text.split("\n")[1:] if ln not in by_id[d["id"]].boilerplate]
+        assert set(body) <= set(d["text"].split("\n")) and "tracking" not in d["text"]
+    assert stats["dead_letters"] == 0

@@ -2,6 +2,8 @@ import gzip
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import conversion, record_id
 from pipeline.schema import DeadLetter
@@ -75,3 +77,23 @@ def test_oversized_record_is_skipped_without_buffering():
     recs, dead = parse(gzip_member(good(0)) + gzip_member(big) + gzip_member(good(1)), max_record_bytes=1_000_000)
     assert [r.record_id for r in recs] == [record_id(0), record_id(1)]
     assert len(dead) == 1 and "over the limit" in dead[0].reason
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(2, 6), victim=st.integers(0, 5), where=st.floats(0, 1), flips=st.integers(1, 4),
+       gzipped=st.booleans())
+def test_damage_to_one_record_never_costs_another(n, victim, where, flips, gzipped):
+    victim %= n
+    parts = [good(i) for i in range(n)]
+    blobs = [gzip_member(p) if gzipped else p for p in parts]
+    bad = bytearray(blobs[victim])
+    pos = int(where * (len(bad) - 1))
+    for k in range(flips):
+        bad[min(pos + k, len(bad) - 1)] ^= 0x5A
+    blobs[victim] = bytes(bad)
+    recs, dead = parse(b"".join(blobs))
+    found = {r.record_id: r.block for r in recs}
+    for i in range(n):
+        if i != victim:
+            assert found.get(record_id(i)) == parts[i].split(b"\r\n\r\n", 1)[1][:-4]
+    assert len(recs) + len(dead) >= n - 1
