@@ -21,6 +21,7 @@ from pipeline.model_files import ModelFile
 from pipeline.schema import DEAD_LETTER_SCHEMA, DOC_SCHEMA, REJECT_SCHEMA
 
 OUTPUTS = ["docs", "rejects", "dead_letters"]
+SPREAD_BELOW_FILES = 64
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +59,11 @@ def build(p: beam.Pipeline, cfg: CCConfig, files: list[str]) -> None:
               | "Spread files" >> beam.Reshuffle()
               | "Read" >> beam.ParDo(read.ReadRecords(cfg.max_record_bytes, len(files))).with_outputs(
                   read.DEAD, main="docs"))
-    kept, dup_rejects = parsed.docs | "Document dedup" >> dedup.DocumentDedup(
+    docs = parsed.docs
+    if len(files) < SPREAD_BELOW_FILES:
+        # few large files: reading is one task per file, so spread the documents before the heavy steps
+        docs = docs | "Spread documents" >> beam.Reshuffle()
+    kept, dup_rejects = docs | "Document dedup" >> dedup.DocumentDedup(
         cfg.exact_dedup, cfg.near_dedup, cfg.minhash_threshold, cfg.minhash_perms, cfg.minhash_ngram,
         cfg.template_line_docs)
     deduped = kept | "Line dedup" >> dedup.LineDedup(cfg.line_dedup)
