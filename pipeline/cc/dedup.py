@@ -37,13 +37,16 @@ EXACT_BAND = b"\xff"
 
 @dataclasses.dataclass
 class Page:
-    """A document on its way through dedup, with the hash of each of its lines (0 for blank lines)."""
+    """A document on its way through dedup, with the hash of each of its lines (0 for blank lines) and
+    a 64-bit hash of its whole text."""
     doc: Document
     hashes: list[int]
+    content: int
 
     @classmethod
     def of(cls, doc: Document) -> "Page":
-        return cls(doc, hash_lines(doc.text.split("\n")))
+        content = xxhash.xxh3_64_intdigest(doc.text.encode("utf-8", "surrogatepass"))
+        return cls(doc, hash_lines(doc.text.split("\n")), content)
 
 
 def _to_page(kv):
@@ -55,6 +58,11 @@ def _to_page(kv):
 def _distinct_lines(kv):
     key, page = kv
     return [(h, key) for h in set(page.hashes) if h]
+
+
+def _distinct_lines_with_content(kv):
+    key, page = kv
+    return [(h, (key, page.content)) for h in set(page.hashes) if h]
 
 
 class _TemplateLines(beam.DoFn):
@@ -101,7 +109,7 @@ class _Sign(beam.DoFn):
         value = (key, doc.id)
         out = []
         if self.exact:
-            out.append((EXACT_BAND + xxhash.xxh3_64_digest(doc.text.encode("utf-8", "surrogatepass")), value))
+            out.append((EXACT_BAND + page.content.to_bytes(8, "little"), value))
         if self.near:
             lines = doc.text.split("\n")
             kept = "\n".join(ln for ln, h in zip(lines, page.hashes) if h not in template)
@@ -171,10 +179,8 @@ class DocumentDedup(beam.PTransform):
         if not (self.exact or self.near):
             return pages, pages.pipeline | "No dedup rejects" >> beam.Create([])
         if self.near:
-            contents = pages | "Content hashes" >> beam.FlatMap(
-                lambda kv: [(h, (kv[0], xxhash.xxh3_64_intdigest(kv[1].doc.text.encode("utf-8", "surrogatepass"))))
-                            for h in set(kv[1].hashes) if h])
-            template = (contents | "Group lines for templates" >> beam.GroupByKey()
+            template = (pages | "Lines with content hashes" >> beam.FlatMap(_distinct_lines_with_content)
+                        | "Group lines for templates" >> beam.GroupByKey()
                         | "Template lines" >> beam.ParDo(_TemplateLines(self.template_line_docs)))
             triples = ({"page": pages, "template": template} | "Join templates" >> beam.CoGroupByKey()
                        | "Pages with templates" >> beam.FlatMap(_page_and_template))
