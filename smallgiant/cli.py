@@ -12,7 +12,11 @@ from smallgiant import __version__
 def _cc(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.cc.config import from_args
     from pipeline.cc.job import run
-    run(from_args(args), beam_args)
+    cfg = from_args(args)
+    if args.quality_model:
+        from classifier.scorer import ReferenceScorer
+        cfg.scorers.append(ReferenceScorer(args.quality_model, args.quality_threshold))
+    run(cfg, beam_args)
     return 0
 
 
@@ -24,7 +28,74 @@ def _add_cc(sub) -> None:
                     "does not know are Beam pipeline options, e.g. --runner DataflowRunner --project P "
                     "--region R --temp_location gs://B/tmp --setup_file ./pyproject.toml.")
     add_arguments(p)
+    p.add_argument("--quality-model", help="a model directory from `smallgiant classifier train`: score pages "
+                                           "with the Wikipedia-reference classifier and drop those below its threshold")
+    p.add_argument("--quality-threshold", type=float, help="override the threshold saved with the model")
     p.set_defaults(func=_cc)
+
+
+def _classifier_dataset(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from classifier.dataset import DatasetConfig, run
+    run(DatasetConfig(output=args.output, wikipedia=args.wikipedia, crawl=args.crawl, positives=args.positives,
+                      negatives=args.negatives, min_chars=args.min_chars,
+                      negatives_per_positive=args.negatives_per_positive, valid_share=args.valid_share,
+                      test_share=args.test_share, seed=args.seed), beam_args)
+    return 0
+
+
+def _classifier_train(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from classifier.model import TrainParams, train
+    fixed = {k: getattr(args, k) for k in ("word_ngrams", "dim", "epoch", "lr", "min_count") if getattr(args, k) is not None}
+    params = TrainParams(**fixed, threads=args.threads, seed=args.seed) if fixed else None
+    report = train(args.data, args.output, params, target_precision=args.target_precision)
+    t = report["test"]
+    print(f"test: ROC-AUC {t['roc_auc']:.4f}, precision {t['precision']:.4f}, recall {t['recall']:.4f}, "
+          f"F1 {t['f1']:.4f} at threshold {report['threshold']:.4f} ({report['threshold_rule']})")
+    print(f"model, report.json and threshold.png in {args.output}")
+    return 0
+
+
+def _classifier_score(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from classifier.score import run
+    run(args.model, args.input, args.output, beam_args)
+    return 0
+
+
+def _add_classifier(jobs) -> None:
+    c = jobs.add_parser("classifier", help="the Wikipedia-reference quality classifier",
+                        description="Build the training set, train and evaluate, score documents.")
+    sub = c.add_subparsers(dest="step", metavar="STEP", required=True)
+    d = sub.add_parser("dataset", help="reference pages vs random crawl pages (Beam)",
+                       description="Positives: crawl pages cited by Wikipedia articles. Negatives: a uniform "
+                                   "random sample of the other crawl pages. Or ready files of each.")
+    d.add_argument("--wikipedia", help="pages-articles XML dump(s), bz2 or plain (globs, comma-separated)")
+    d.add_argument("--crawl", help="WET/WARC files of the crawl (globs, comma-separated, or a listing)")
+    d.add_argument("--positives", help="ready positives: Parquet or JSONL files with a text column")
+    d.add_argument("--negatives", help="ready negatives: Parquet or JSONL files with a text column")
+    d.add_argument("--output", required=True)
+    d.add_argument("--min-chars", type=int, default=1000, help="drop pages shorter than this")
+    d.add_argument("--negatives-per-positive", type=float, default=1.0)
+    d.add_argument("--valid-share", type=float, default=0.1)
+    d.add_argument("--test-share", type=float, default=0.1)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_classifier_dataset)
+    t = sub.add_parser("train", help="train fastText, choose the threshold, evaluate on the test split",
+                       description="Without hyper-parameters, a small grid is tried and the best validation "
+                                   "ROC-AUC wins; giving any of them trains that setting alone.")
+    t.add_argument("--data", required=True, help="a directory made by `classifier dataset`")
+    t.add_argument("--output", required=True, help="model directory")
+    for name, typ in (("word-ngrams", int), ("dim", int), ("epoch", int), ("lr", float), ("min-count", int)):
+        t.add_argument(f"--{name}", type=typ)
+    t.add_argument("--threads", type=int, default=1, help="fastText threads (1 is reproducible)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--target-precision", type=float, default=0.9,
+                   help="threshold rule: the lowest threshold with this validation precision")
+    t.set_defaults(func=_classifier_train, beam=False)
+    s = sub.add_parser("score", help="add reference_score to documents' metadata (Beam)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--input", required=True, help="Parquet files in the document schema (globs)")
+    s.add_argument("--output", required=True)
+    s.set_defaults(func=_classifier_score)
 
 
 def _demo(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -44,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Curation jobs on Apache Beam: DirectRunner by default, or any runner.")
     _add_cc(pipe.add_subparsers(dest="source", metavar="SOURCE", required=True))
 
+    _add_classifier(jobs)
+
     demo = jobs.add_parser("demo", help="run the end-to-end demo on the embedded sample",
                            description="Writes the embedded sample crawl and runs the curation job on it.")
     demo.add_argument("--output", default="build/demo", help="demo directory (default: build/demo)")
@@ -54,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    if args.job != "pipeline" and beam_args:
+    if not getattr(args, "beam", True) and beam_args:
         parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

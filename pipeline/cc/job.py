@@ -44,6 +44,7 @@ def is_local(opts: PipelineOptions) -> bool:
 def make_pipeline(opts: PipelineOptions) -> beam.Pipeline:
     """With no runner named, the DirectRunner's batch engine (FnApiRunner) is used directly: the
     DirectRunner would first try to download the Prism runner, which an offline machine cannot."""
+    show_worker_progress()
     if opts.view_as(StandardOptions).runner is None:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
         return beam.Pipeline(runner=FnApiRunner(), options=opts)
@@ -87,7 +88,6 @@ def run(cfg: CCConfig, beam_args: list[str] | None = None) -> dict:
     files = expand_inputs(cfg.input, cfg.paths_prefix, cfg.max_files)
     log.info("CC job: %d input files -> %s", len(files), cfg.output)
     opts = pipeline_options(beam_args or [])
-    show_worker_progress()
     staged = output.join(cfg.output, output.STAGING)
     if "://" not in cfg.output and os.path.isdir(staged):
         import shutil
