@@ -102,10 +102,11 @@ def _gzip_events(f: BinaryIO, name: str) -> Iterator[tuple]:
         except (zlib.error, EOFError) as exc:
             if not (resyncing and not emitted):
                 yield ("dead", DeadLetter(name, start, f"corrupt gzip member: {exc}"))
+            # a damaged deflate stream can run on through the members after it, so the scan for the next
+            # member starts right after this member's header (or where a huge member was last trimmed)
             resyncing = True
-            cut = max(i, 1)
-            del raw[:cut]
-            off += cut
+            del raw[:1]
+            off += 1
             continue
         resyncing = False
         yield ("end", start)
