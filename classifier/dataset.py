@@ -83,7 +83,8 @@ class _CitedUrls(beam.DoFn):
     """Dump file -> normalised URL for every citation in its articles; a damaged dump is a dead letter,
     and the articles read before the damage still count."""
 
-    def process(self, path):
+    def process(self, item):
+        index, path = item
         pages = 0
         try:
             with open_stream(path) as stream:
@@ -100,7 +101,7 @@ class _CitedUrls(beam.DoFn):
                             yield key
         except (DumpError, OSError) as exc:
             inc("dump.dead_letters")
-            yield beam.pvalue.TaggedOutput("dead", (0, DeadLetter(path, -1, f"{exc} ({pages} pages read)")))
+            yield beam.pvalue.TaggedOutput("dead", (f"dump{index:06d}:0", DeadLetter(path, -1, f"{exc} ({pages} pages read)")))
 
 
 def _by_url(kv):
@@ -169,10 +170,10 @@ class _WriteSplit(beam.DoFn):
 
     def process(self, group):
         split, items = group
-        pos = sorted((ex for label, _, ex in items if label == 1), key=lambda e: e.id)
-        neg = [ex for _, _, ex in sorted((i for i in items if i[0] == 0), key=lambda i: (i[1], i[2].id))]
+        pos = sorted((ex for label, _, ex in items if label == 1), key=lambda e: (e.id, e.text))
+        neg = [ex for _, _, ex in sorted((i for i in items if i[0] == 0), key=lambda i: (i[1], i[2].id, i[2].text))]
         neg = neg[: round(len(pos) * self.ratio)]
-        examples = sorted(pos + neg, key=lambda e: _unit("order", split, e.id))
+        examples = sorted(pos + neg, key=lambda e: (_unit("order", split, e.id), e.id, e.label, e.text))
         inc(f"split.{split}.positives", len(pos))
         inc(f"split.{split}.negatives", len(neg))
         lines = "".join(f"{LABELS[e.label]} {' '.join(e.text.split())}\n" for e in examples)
@@ -211,7 +212,7 @@ def _ready_files(spec: str) -> list[str]:
 def build(p: beam.Pipeline, cfg: DatasetConfig) -> None:
     staging = output.join(cfg.output, output.STAGING)
     if cfg.wikipedia:
-        dumps = p | "Dumps" >> beam.Create(expand_inputs(cfg.wikipedia))
+        dumps = p | "Dumps" >> beam.Create(list(enumerate(expand_inputs(cfg.wikipedia))))
         cited = dumps | "Cited URLs" >> beam.ParDo(_CitedUrls()).with_outputs("dead", main="urls")
         refs = cited.urls | "Distinct URLs" >> beam.Distinct() | "Cited" >> beam.Map(lambda k: (k, True))
         files = expand_inputs(cfg.crawl)
@@ -232,12 +233,13 @@ def build(p: beam.Pipeline, cfg: DatasetConfig) -> None:
     (clean | "Split" >> beam.ParDo(_Split(cfg), beam.pvalue.AsSingleton(n_pos), beam.pvalue.AsSingleton(n_neg))
      | "Group splits" >> beam.GroupByKey()
      | "Write splits" >> beam.ParDo(_WriteSplit(staging, cfg.negatives_per_positive)))
-    (dead | "Dead rows" >> beam.Map(lambda kv: (f"{kv[0]:06d}:{kv[1].offset:015d}:{kv[1].file}", kv[1].to_row()))
+    (dead | "Dead rows" >> beam.Map(lambda kv: (kv[0], kv[1].to_row()))
      | "Write dead letters" >> output.WriteShards(output.join(staging, "dead_letters"), DEAD_LETTER_SCHEMA, 1))
 
 
 def run(cfg: DatasetConfig, beam_args: list[str] | None = None) -> dict:
     cfg.validate()
+    output.clear_staging(cfg.output)
     opts = pipeline_options(beam_args or [])
     p = make_pipeline(opts)
     build(p, cfg)

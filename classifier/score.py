@@ -47,6 +47,7 @@ class _Score(beam.DoFn):
 def run(model_dir: str, input_glob: str, out: str, beam_args: list[str] | None = None) -> dict:
     files = expand_inputs(input_glob)
     scorer = ReferenceScorer(model_dir)
+    output.clear_staging(out)
     p = make_pipeline(pipeline_options(beam_args or []))
     (p | "Files" >> beam.Create(list(enumerate(files))) | "Spread" >> beam.Reshuffle()
      | "Read" >> beam.FlatMap(_read_parquet)

@@ -45,7 +45,10 @@ def dechunk(body: bytes) -> bytes:
         eol = body.find(b"\r\n", pos)
         if eol < 0:
             raise HttpError("chunked body ends inside a chunk header")
-        size = int(body[pos:eol].split(b";")[0].strip() or b"0", 16)
+        try:
+            size = int(body[pos:eol].split(b";")[0].strip() or b"0", 16)
+        except ValueError as exc:
+            raise HttpError(f"bad chunk size in a chunked body: {body[pos:eol][:20]!r}") from exc
         if size == 0:
             break
         out += body[eol + 2: eol + 2 + size]

@@ -26,7 +26,7 @@ class ModelFile:
         """A path on this machine's disk holding the model (written once per process)."""
         if self.data is None and os.path.isfile(self.path):
             return self.path
-        digest = hashlib.sha1((self.path + str(len(self.data or b""))).encode()).hexdigest()[:16]
+        digest = hashlib.sha1(f"{self.path}|{self._version()}".encode()).hexdigest()[:16]
         target = os.path.join(tempfile.gettempdir(), f"smallgiant-model-{digest}-{os.path.basename(self.path)}")
         if not os.path.exists(target):
             tmp = f"{target}.{os.getpid()}.part"
@@ -39,3 +39,11 @@ class ModelFile:
                     shutil.copyfileobj(src, dst, 1 << 20)
             os.replace(tmp, target)
         return target
+
+    def _version(self) -> str:
+        """What changes when the model file is replaced: its bytes if carried, else size and mtime."""
+        if self.data is not None:
+            return hashlib.sha1(self.data).hexdigest()
+        from apache_beam.io.filesystems import FileSystems
+        meta = FileSystems.match([self.path])[0].metadata_list[0]
+        return f"{meta.size_in_bytes}:{meta.last_updated_in_seconds}"

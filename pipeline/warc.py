@@ -65,6 +65,8 @@ def _gzip_events(f: BinaryIO, name: str) -> Iterator[tuple]:
 
     resyncing = False
     while raw or more():
+        while len(raw) < len(GZIP_MAGIC) and more():
+            pass  # a read can end inside the next member's header
         if raw[:3] != GZIP_MAGIC:
             while True:  # skip bytes until something that looks like a member header
                 j = raw.find(GZIP_MAGIC, 1)
@@ -264,6 +266,11 @@ class _RecordParser:
 def read_warc(f: BinaryIO, name: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Item]:
     """Yield every record of a WARC/WET stream, or a DeadLetter for every stretch that is not one."""
     first = f.read(CHUNK)
+    while 0 < len(first) < 8:  # enough to tell gzip from WARC even from a stream of tiny reads
+        more = f.read(CHUNK)
+        if not more:
+            break
+        first += more
     # a damaged first member still leaves the file gzipped: look past it for the next member header
     gzipped = first[:2] == b"\x1f\x8b" or (not first.lstrip().startswith(b"WARC/") and GZIP_MAGIC in first)
     parser = _RecordParser(name, max_record_bytes, gzipped)

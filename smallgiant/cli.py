@@ -13,6 +13,8 @@ def _cc(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.cc.config import from_args
     from pipeline.cc.job import run
     cfg = from_args(args)
+    if args.quality_threshold is not None and not args.quality_model:
+        raise ValueError("--quality-threshold needs --quality-model")
     if args.quality_model:
         from classifier.scorer import ReferenceScorer
         cfg.scorers.append(ReferenceScorer(args.quality_model, args.quality_threshold))
@@ -44,10 +46,13 @@ def _classifier_dataset(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _classifier_train(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from classifier.model import TrainParams, train
+    import dataclasses
+
+    from classifier.model import DEFAULT_GRID, TrainParams, train
     fixed = {k: getattr(args, k) for k in ("word_ngrams", "dim", "epoch", "lr", "min_count") if getattr(args, k) is not None}
     params = TrainParams(**fixed, threads=args.threads, seed=args.seed) if fixed else None
-    report = train(args.data, args.output, params, target_precision=args.target_precision)
+    grid = [dataclasses.replace(c, threads=args.threads, seed=args.seed) for c in DEFAULT_GRID]
+    report = train(args.data, args.output, params, target_precision=args.target_precision, grid=grid)
     t = report["test"]
     print(f"test: ROC-AUC {t['roc_auc']:.4f}, precision {t['precision']:.4f}, recall {t['recall']:.4f}, "
           f"F1 {t['f1']:.4f} at threshold {report['threshold']:.4f} ({report['threshold_rule']})")

@@ -192,3 +192,20 @@ def test_warc_html_is_reextracted_and_curated_like_wet(tmp_path):
         body = [ln for ln in by_id[d["id"]].text.split("\n")[1:] if ln not in by_id[d["id"]].boilerplate]
         assert set(body) <= set(d["text"].split("\n")) and "tracking" not in d["text"]
     assert stats["dead_letters"] == 0
+
+
+def test_a_page_with_many_near_copies_keeps_one(tmp_path):
+    """Paragraphs shared by three or more near-copies are long lines, never template lines, so the copies
+    still match each other and one of them survives line dedup."""
+    import random
+    from pipeline.sample_crawl import SamplePage, _sentence, wet_bytes
+    rng, used = random.Random(4), set()
+    shared = [" ".join(_sentence(rng, "en", used) for _ in range(4)) for _ in range(12)]
+    pages = []
+    for n in range(4):
+        own = " ".join(_sentence(rng, "en", used) for _ in range(4))
+        pages.append(SamplePage(record_id(500 + n), f"https://site{n}.example/p", "en", "\n".join(shared + [own])))
+    write(str(tmp_path / "a.warc.wet.gz"), wet_bytes(pages))
+    run(CCConfig(input=str(tmp_path / "a.warc.wet.gz"), output=str(tmp_path / "out")), LOCAL)
+    kept = read_rows(str(tmp_path / "out" / "docs"), ["id"])
+    assert [r["id"] for r in kept] == [record_id(500)]

@@ -59,3 +59,22 @@ def test_chunked_body_and_skipped_responses():
     assert to_document(rec("response", http(HTML, status=404)), "f") is None
     assert to_document(rec("response", http(b"\x89PNG", ctype="image/png")), "f") is None
     assert isinstance(to_document(rec("response", b"garbage"), "f"), DeadLetter)
+
+
+def test_a_record_the_converter_rejects_costs_only_that_record(tmp_path):
+    from pipeline.cc.read import DEAD, ReadRecords
+    from pipeline.warc import gzip_member, warc_record_bytes
+
+    def response(n, body, extra=b""):
+        headers = [("WARC-Type", "response"), ("WARC-Target-URI", f"https://a.example/{n}"),
+                   ("WARC-Record-ID", record_id(n)), ("Content-Type", "application/http; msgtype=response")]
+        return gzip_member(warc_record_bytes(headers, http(body, extra=extra)))
+
+    bad = response(1, b"<html>\r\n<body>not chunked at all", extra=b"Transfer-Encoding: chunked\r\n")
+    path = tmp_path / "a.warc.gz"
+    path.write_bytes(response(0, HTML) + bad + response(2, HTML) + response(3, HTML))
+    out = list(ReadRecords(8 << 20, 1).process((0, str(path))))
+    docs = [o for o in out if not hasattr(o, "tag")]
+    dead = [o.value[1] for o in out if getattr(o, "tag", None) == DEAD]
+    assert [d.id for _, d in docs] == [record_id(0), record_id(2), record_id(3)]
+    assert len(dead) == 1 and "chunk" in dead[0].reason and dead[0].record_id == record_id(1)

@@ -98,3 +98,27 @@ def test_damage_to_one_record_never_costs_another(n, victim, where, flips, gzipp
         if i != victim:
             assert found.get(record_id(i)) == parts[i].split(b"\r\n\r\n", 1)[1][:-4]
     assert len(recs) + len(dead) >= n - 1
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that returns a few bytes per read, so reads end inside gzip headers and records."""
+
+    def __init__(self, data: bytes, step: int):
+        self.data, self.step, self.pos = data, step, 0
+
+    def readable(self):
+        return True
+
+    def read(self, n=-1):
+        out = self.data[self.pos:self.pos + min(self.step, n if n > 0 else self.step)]
+        self.pos += len(out)
+        return out
+
+
+@pytest.mark.parametrize("step", [1, 2, 7, 64])
+def test_reads_that_end_inside_a_gzip_header_lose_nothing(step, monkeypatch):
+    import pipeline.warc as warc
+    monkeypatch.setattr(warc, "CHUNK", step)
+    data = b"".join(gzip_member(good(i)) for i in range(20))
+    items = list(read_warc(_Trickle(data, step), "f"))
+    assert [i.record_id for i in items] == [record_id(i) for i in range(20)]

@@ -22,6 +22,7 @@ class CCConfig:
     minhash_perms: int = 128
     minhash_ngram: int = 5
     template_line_docs: int = 3
+    template_max_words: int = 30
     # line-level dedup
     line_dedup: str = "remove-all"   # remove-all | keep-first | off
     min_chars: int = 300
@@ -62,7 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--minhash-perms", type=int, default=CCConfig.minhash_perms)
     p.add_argument("--minhash-ngram", type=int, default=CCConfig.minhash_ngram, help="words per shingle")
     p.add_argument("--template-line-docs", type=int, default=CCConfig.template_line_docs,
-                   help="lines found in this many distinct pages are left out of MinHash shingles")
+                   help="short lines found in this many distinct pages are left out of MinHash shingles")
+    p.add_argument("--template-max-words", type=int, default=CCConfig.template_max_words,
+                   help="only lines of at most this many words can be template lines")
     p.add_argument("--line-dedup", choices=["remove-all", "keep-first", "off"], default=CCConfig.line_dedup)
     p.add_argument("--min-chars", type=int, default=CCConfig.min_chars,
                    help="drop documents shorter than this after line dedup")
@@ -79,6 +82,7 @@ def from_args(args: argparse.Namespace) -> CCConfig:
         max_record_bytes=args.max_record_bytes, exact_dedup=args.exact_dedup, near_dedup=args.near_dedup,
         minhash_threshold=args.minhash_threshold, minhash_perms=args.minhash_perms,
         minhash_ngram=args.minhash_ngram, template_line_docs=args.template_line_docs,
+        template_max_words=args.template_max_words,
         line_dedup=args.line_dedup, min_chars=args.min_chars, lid_model=args.lid_model,
         languages=() if langs == ("all",) else langs, lid_threshold=args.lid_threshold,
         output_shards=args.output_shards)

@@ -6,9 +6,11 @@ copies (all their lines repeat), and a near-duplicate keeps its edited lines, so
 compares fragments. Here documents are deduplicated first, on the page as crawled:
 
 1. exact: pages with byte-identical text; the one with the smallest key (the first in input order) stays.
-2. near: MinHash LSH over word shingles. Shingles leave out "template lines", lines found in at least
-   `template_line_docs` distinct pages (menus, footers, cookie notices): a page re-published on another
-   site shares its text but not its template, and the template would otherwise dilute the similarity.
+2. near: MinHash LSH over word shingles. Shingles leave out "template lines": short lines (at most
+   `template_max_words` words) found in at least `template_line_docs` distinct page texts (menus,
+   footers, cookie notices). A page re-published on another site shares its text but not its template,
+   and the template would otherwise dilute the similarity. Long lines are never left out, so the
+   paragraphs that three or more near-copies of one page share still make them match.
    A page is dropped when some candidate with a smaller key shares a band with it, so each cluster of
    mutual duplicates keeps exactly one page, its first.
 3. line dedup (CCNet) then runs over the surviving pages only: a line repeated across pages that are not
@@ -89,9 +91,10 @@ class _TemplateLines(beam.DoFn):
 class _Sign(beam.DoFn):
     """Emits band keys (exact text hash, MinHash bands) with (key, id) for each page."""
 
-    def __init__(self, exact: bool, near: bool, threshold: float, perms: int, ngram: int):
+    def __init__(self, exact: bool, near: bool, threshold: float, perms: int, ngram: int, template_max_words: int):
         self.exact, self.near = exact, near
         self.threshold, self.perms, self.ngram = threshold, perms, ngram
+        self.template_max_words = template_max_words
 
     def setup(self):
         self.signer = Signer(num_perm=self.perms, ngram=self.ngram, threshold=self.threshold)
@@ -112,7 +115,8 @@ class _Sign(beam.DoFn):
             out.append((EXACT_BAND + page.content.to_bytes(8, "little"), value))
         if self.near:
             lines = doc.text.split("\n")
-            kept = "\n".join(ln for ln, h in zip(lines, page.hashes) if h not in template)
+            kept = "\n".join(ln for ln, h in zip(lines, page.hashes)
+                             if h not in template or len(ln.split()) > self.template_max_words)
             sig = self.signer.signature(kept)
             if sig is not None:
                 out += [(band, value) for band in self.signer.band_keys(sig)]
@@ -168,11 +172,12 @@ class _ApplyDrops(beam.DoFn):
 class DocumentDedup(beam.PTransform):
     """(key, Document) -> kept (key, Page), rejected (key, Rejected)."""
 
-    def __init__(self, exact=True, near=True, threshold=0.5, perms=128, ngram=5, template_line_docs=3):
+    def __init__(self, exact=True, near=True, threshold=0.5, perms=128, ngram=5, template_line_docs=3,
+                 template_max_words=30):
         super().__init__()
         self.exact, self.near = exact, near
         self.threshold, self.perms, self.ngram = threshold, perms, ngram
-        self.template_line_docs = template_line_docs
+        self.template_line_docs, self.template_max_words = template_line_docs, template_max_words
 
     def expand(self, docs):
         pages = docs | "Hash lines" >> beam.Map(_to_page)
@@ -186,7 +191,8 @@ class DocumentDedup(beam.PTransform):
                        | "Pages with templates" >> beam.FlatMap(_page_and_template))
         else:
             triples = pages | "No templates" >> beam.Map(lambda kv: (kv[0], kv[1], set()))
-        bands = triples | "Sign" >> beam.ParDo(_Sign(self.exact, self.near, self.threshold, self.perms, self.ngram))
+        bands = triples | "Sign" >> beam.ParDo(_Sign(
+            self.exact, self.near, self.threshold, self.perms, self.ngram, self.template_max_words))
         drops = (bands | "Group bands" >> beam.GroupByKey()
                  | "Duplicates" >> beam.ParDo(_DuplicateDrops()))
         out = ({"page": pages, "drop": drops} | "Join duplicates" >> beam.CoGroupByKey()

@@ -66,7 +66,7 @@ def build(p: beam.Pipeline, cfg: CCConfig, files: list[str]) -> None:
         docs = docs | "Spread documents" >> beam.Reshuffle()
     kept, dup_rejects = docs | "Document dedup" >> dedup.DocumentDedup(
         cfg.exact_dedup, cfg.near_dedup, cfg.minhash_threshold, cfg.minhash_perms, cfg.minhash_ngram,
-        cfg.template_line_docs)
+        cfg.template_line_docs, cfg.template_max_words)
     deduped = kept | "Line dedup" >> dedup.LineDedup(cfg.line_dedup)
     filtered = deduped | "Filter" >> beam.ParDo(filters.Filter(
         cfg.min_chars, lid_model, cfg.languages, cfg.lid_threshold, cfg.scorers)).with_outputs(
@@ -78,7 +78,7 @@ def build(p: beam.Pipeline, cfg: CCConfig, files: list[str]) -> None:
     (rejects | "Reject rows" >> beam.Map(lambda kv: (kv[0], kv[1].to_row()))
      | "Write rejects" >> output.WriteShards(output.join(staging, "rejects"), REJECT_SCHEMA, n_shards))
     (parsed[read.DEAD]
-     | "Dead rows" >> beam.Map(lambda kv: (f"{kv[0]:06d}:{kv[1].offset:015d}:{kv[1].reason}", kv[1].to_row()))
+     | "Dead rows" >> beam.Map(lambda kv: (kv[0], kv[1].to_row()))
      | "Write dead letters" >> output.WriteShards(output.join(staging, "dead_letters"), DEAD_LETTER_SCHEMA, n_shards))
 
 
@@ -88,10 +88,7 @@ def run(cfg: CCConfig, beam_args: list[str] | None = None) -> dict:
     files = expand_inputs(cfg.input, cfg.paths_prefix, cfg.max_files)
     log.info("CC job: %d input files -> %s", len(files), cfg.output)
     opts = pipeline_options(beam_args or [])
-    staged = output.join(cfg.output, output.STAGING)
-    if "://" not in cfg.output and os.path.isdir(staged):
-        import shutil
-        shutil.rmtree(staged)
+    output.clear_staging(cfg.output)
     t0 = time.time()
     p = make_pipeline(opts)
     build(p, cfg, files)
@@ -110,7 +107,7 @@ def run(cfg: CCConfig, beam_args: list[str] | None = None) -> dict:
 
 def _config_summary(cfg: CCConfig) -> dict:
     keys = ["exact_dedup", "near_dedup", "minhash_threshold", "minhash_perms", "minhash_ngram",
-            "template_line_docs", "line_dedup", "min_chars", "lid_model", "languages", "lid_threshold"]
+            "template_line_docs", "template_max_words", "line_dedup", "min_chars", "lid_model", "languages", "lid_threshold"]
     out = {k: getattr(cfg, k) for k in keys}
     out["languages"] = list(cfg.languages)
     out["quality_scorers"] = [s.name for s in cfg.scorers]

@@ -8,8 +8,10 @@ the same input gives byte-identical files whatever the runner's bundling. Shards
 from __future__ import annotations
 
 import posixpath
+import shutil
 
 import apache_beam as beam
+import xxhash
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
@@ -25,7 +27,9 @@ def join(*parts: str) -> str:
 
 
 def shard_of(key: str, n_shards: int) -> int:
-    return int(key.split(":", 1)[0]) % n_shards
+    """Keys start with the input file's index (`<file>:<position>`), so a shard holds whole files."""
+    prefix = key.split(":", 1)[0]
+    return (int(prefix) if prefix.isdigit() else xxhash.xxh64_intdigest(prefix.encode())) % n_shards
 
 
 class _WriteShard(beam.DoFn):
@@ -66,6 +70,17 @@ def _files_under(directory: str) -> list[str]:
         return []
 
 
+def clear_staging(output: str) -> None:
+    """Remove what a failed earlier run left in the staging area, so that it is never published."""
+    staging = join(output, STAGING)
+    if "://" not in output:
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    leftovers = _files_under(staging)
+    if leftovers:
+        FileSystems.delete(leftovers)
+
+
 def publish(output: str, names: list[str]) -> None:
     """Move each staged output directory to its final place, replacing what a previous run left."""
     for name in names:
@@ -78,12 +93,7 @@ def publish(output: str, names: list[str]) -> None:
             FileSystems.mkdirs(final)
         if staged:
             FileSystems.rename(staged, [join(final, posixpath.basename(p)) for p in staged])
-    leftovers = _files_under(join(output, STAGING))
-    if leftovers:
-        FileSystems.delete(leftovers)
-    if "://" not in output:
-        import shutil
-        shutil.rmtree(join(output, STAGING), ignore_errors=True)
+    clear_staging(output)
 
 
 def write_atomically(path: str, data: bytes) -> None:

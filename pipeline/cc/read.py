@@ -41,7 +41,7 @@ class ReadRecords(beam.DoFn):
         def dead(letter: DeadLetter):
             counts["dead"] += 1
             inc("read.dead_letters")
-            return beam.pvalue.TaggedOutput(DEAD, (index, letter))
+            return beam.pvalue.TaggedOutput(DEAD, (doc_key(index, counts["dead"]), letter))
 
         try:
             stream = open_stream(path)
@@ -58,7 +58,11 @@ class ReadRecords(beam.DoFn):
                         yield dead(rec)
                         continue
                     offset = rec.offset
-                    doc = to_document(rec, path)
+                    try:
+                        doc = to_document(rec, path)
+                    except Exception as exc:  # one record the converter cannot handle costs that record only
+                        doc = DeadLetter(path, rec.offset, f"cannot convert record: {type(exc).__name__}: {exc}",
+                                         rec.record_id, rec.block[:DeadLetter.PREVIEW_BYTES])
                     if doc is None:
                         counts["skipped"] += 1
                         inc("read.skipped_records")
