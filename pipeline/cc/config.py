@@ -23,6 +23,7 @@ class CCConfig:
     minhash_ngram: int = 5
     template_line_docs: int = 3
     template_max_words: int = 30
+    template_line_docs_long: int = 10
     # line-level dedup
     line_dedup: str = "remove-all"   # remove-all | keep-first | off
     min_chars: int = 300
@@ -39,8 +40,10 @@ class CCConfig:
             raise ValueError(f"--line-dedup must be remove-all, keep-first or off, not {self.line_dedup!r}")
         if not 0.0 < self.minhash_threshold < 1.0:
             raise ValueError("--minhash-threshold must be between 0 and 1")
-        if self.minhash_ngram < 1 or self.minhash_perms < 2 or self.template_line_docs < 2:
-            raise ValueError("--minhash-ngram >= 1, --minhash-perms >= 2, --template-line-docs >= 2")
+        if self.minhash_ngram < 1 or self.minhash_perms < 2 or self.template_line_docs < 2 \
+                or self.template_line_docs_long < self.template_line_docs:
+            raise ValueError("--minhash-ngram >= 1, --minhash-perms >= 2, --template-line-docs >= 2, "
+                             "--template-line-docs-long >= --template-line-docs")
         if self.min_chars < 0 or not 0.0 <= self.lid_threshold <= 1.0:
             raise ValueError("--min-chars >= 0 and 0 <= --lid-threshold <= 1")
         if self.output_shards is not None and self.output_shards < 1:
@@ -65,7 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template-line-docs", type=int, default=CCConfig.template_line_docs,
                    help="short lines found in this many distinct pages are left out of MinHash shingles")
     p.add_argument("--template-max-words", type=int, default=CCConfig.template_max_words,
-                   help="only lines of at most this many words can be template lines")
+                   help="lines of at most this many words are template lines from --template-line-docs pages on")
+    p.add_argument("--template-line-docs-long", type=int, default=CCConfig.template_line_docs_long,
+                   help="longer lines are template lines only when found in this many distinct pages")
     p.add_argument("--line-dedup", choices=["remove-all", "keep-first", "off"], default=CCConfig.line_dedup)
     p.add_argument("--min-chars", type=int, default=CCConfig.min_chars,
                    help="drop documents shorter than this after line dedup")
@@ -82,7 +87,7 @@ def from_args(args: argparse.Namespace) -> CCConfig:
         max_record_bytes=args.max_record_bytes, exact_dedup=args.exact_dedup, near_dedup=args.near_dedup,
         minhash_threshold=args.minhash_threshold, minhash_perms=args.minhash_perms,
         minhash_ngram=args.minhash_ngram, template_line_docs=args.template_line_docs,
-        template_max_words=args.template_max_words,
+        template_max_words=args.template_max_words, template_line_docs_long=args.template_line_docs_long,
         line_dedup=args.line_dedup, min_chars=args.min_chars, lid_model=args.lid_model,
         languages=() if langs == ("all",) else langs, lid_threshold=args.lid_threshold,
         output_shards=args.output_shards)

@@ -6,11 +6,11 @@ copies (all their lines repeat), and a near-duplicate keeps its edited lines, so
 compares fragments. Here documents are deduplicated first, on the page as crawled:
 
 1. exact: pages with byte-identical text; the one with the smallest key (the first in input order) stays.
-2. near: MinHash LSH over word shingles. Shingles leave out "template lines": short lines (at most
-   `template_max_words` words) found in at least `template_line_docs` distinct page texts (menus,
-   footers, cookie notices). A page re-published on another site shares its text but not its template,
-   and the template would otherwise dilute the similarity. Long lines are never left out, so the
-   paragraphs that three or more near-copies of one page share still make them match.
+2. near: MinHash LSH over word shingles. Shingles leave out "template lines" (`TemplateRule`): short
+   lines found in a few distinct page texts, long ones only when found in many (menus, footers, cookie
+   notices). A page re-published on another site shares its text but not its template, and the template
+   would otherwise dilute the similarity; the paragraphs that several near-copies of one page share are
+   long lines in few pages, so they are kept and still make the copies match.
    A page is dropped when some candidate with a smaller key shares a band with it, so each cluster of
    mutual duplicates keeps exactly one page, its first.
 3. line dedup (CCNet) then runs over the surviving pages only: a line repeated across pages that are not
@@ -67,34 +67,49 @@ def _distinct_lines_with_content(kv):
     return [(h, (key, page.content)) for h in set(page.hashes) if h]
 
 
-class _TemplateLines(beam.DoFn):
-    """(line hash, [(key, content hash)]) -> (key, line hash) for every page holding a line that occurs in
-    at least `min_docs` distinct page texts. Distinct texts, so that exact copies do not make a line
-    look like a template."""
+@dataclasses.dataclass(frozen=True)
+class TemplateRule:
+    """Which repeated lines MinHash leaves out: a short line (<= max_words) found in >= min_docs distinct
+    page texts, or a longer one found in >= min_docs_long. A long paragraph shared by a handful of
+    near-copies of one page is content, not template, and must keep making them match."""
+    min_docs: int = 3
+    max_words: int = 30
+    min_docs_long: int = 10
 
-    def __init__(self, min_docs: int):
-        self.min_docs = min_docs
+    def masks(self, line: str, n_docs: int) -> bool:
+        if n_docs < self.min_docs:
+            return False
+        return n_docs >= self.min_docs_long or len(line.split()) <= self.max_words
+
+
+class _TemplateLines(beam.DoFn):
+    """(line hash, [(key, content hash)]) -> (key, (line hash, n)) for every page holding a line found in
+    n >= `min_docs` distinct page texts (n counted up to `cap`). Distinct texts, so that exact copies do
+    not make a line look like a template; capped, so that memory stays bounded however common a line is."""
+
+    def __init__(self, min_docs: int, cap: int):
+        self.min_docs, self.cap = min_docs, max(cap, min_docs)
 
     def process(self, group):
         line, members = group
         seen = set()
         for _, content in members:
             seen.add(content)
-            if len(seen) >= self.min_docs:
+            if len(seen) >= self.cap:
                 break
-        else:
+        if len(seen) < self.min_docs:
             return
         for key, _ in members:
-            yield key, line
+            yield key, (line, len(seen))
 
 
 class _Sign(beam.DoFn):
     """Emits band keys (exact text hash, MinHash bands) with (key, id) for each page."""
 
-    def __init__(self, exact: bool, near: bool, threshold: float, perms: int, ngram: int, template_max_words: int):
+    def __init__(self, exact: bool, near: bool, threshold: float, perms: int, ngram: int, template: "TemplateRule"):
         self.exact, self.near = exact, near
         self.threshold, self.perms, self.ngram = threshold, perms, ngram
-        self.template_max_words = template_max_words
+        self.template = template
 
     def setup(self):
         self.signer = Signer(num_perm=self.perms, ngram=self.ngram, threshold=self.threshold)
@@ -116,7 +131,7 @@ class _Sign(beam.DoFn):
         if self.near:
             lines = doc.text.split("\n")
             kept = "\n".join(ln for ln, h in zip(lines, page.hashes)
-                             if h not in template or len(ln.split()) > self.template_max_words)
+                             if not self.template.masks(ln, template.get(h, 0)))
             sig = self.signer.signature(kept)
             if sig is not None:
                 out += [(band, value) for band in self.signer.band_keys(sig)]
@@ -150,7 +165,7 @@ class _DuplicateDrops(beam.DoFn):
 def _page_and_template(kv):
     key, joined = kv
     for page in joined["page"]:
-        yield key, page, set(joined["template"])
+        yield key, page, dict(joined["template"])
 
 
 class _ApplyDrops(beam.DoFn):
@@ -172,12 +187,11 @@ class _ApplyDrops(beam.DoFn):
 class DocumentDedup(beam.PTransform):
     """(key, Document) -> kept (key, Page), rejected (key, Rejected)."""
 
-    def __init__(self, exact=True, near=True, threshold=0.5, perms=128, ngram=5, template_line_docs=3,
-                 template_max_words=30):
+    def __init__(self, exact=True, near=True, threshold=0.5, perms=128, ngram=5, template: "TemplateRule" = None):
         super().__init__()
         self.exact, self.near = exact, near
         self.threshold, self.perms, self.ngram = threshold, perms, ngram
-        self.template_line_docs, self.template_max_words = template_line_docs, template_max_words
+        self.template = template or TemplateRule()
 
     def expand(self, docs):
         pages = docs | "Hash lines" >> beam.Map(_to_page)
@@ -186,13 +200,13 @@ class DocumentDedup(beam.PTransform):
         if self.near:
             template = (pages | "Lines with content hashes" >> beam.FlatMap(_distinct_lines_with_content)
                         | "Group lines for templates" >> beam.GroupByKey()
-                        | "Template lines" >> beam.ParDo(_TemplateLines(self.template_line_docs)))
+                        | "Template lines" >> beam.ParDo(_TemplateLines(self.template.min_docs, self.template.min_docs_long)))
             triples = ({"page": pages, "template": template} | "Join templates" >> beam.CoGroupByKey()
                        | "Pages with templates" >> beam.FlatMap(_page_and_template))
         else:
-            triples = pages | "No templates" >> beam.Map(lambda kv: (kv[0], kv[1], set()))
+            triples = pages | "No templates" >> beam.Map(lambda kv: (kv[0], kv[1], {}))
         bands = triples | "Sign" >> beam.ParDo(_Sign(
-            self.exact, self.near, self.threshold, self.perms, self.ngram, self.template_max_words))
+            self.exact, self.near, self.threshold, self.perms, self.ngram, self.template))
         drops = (bands | "Group bands" >> beam.GroupByKey()
                  | "Duplicates" >> beam.ParDo(_DuplicateDrops()))
         out = ({"page": pages, "drop": drops} | "Join duplicates" >> beam.CoGroupByKey()

@@ -66,7 +66,7 @@ def build(p: beam.Pipeline, cfg: CCConfig, files: list[str]) -> None:
         docs = docs | "Spread documents" >> beam.Reshuffle()
     kept, dup_rejects = docs | "Document dedup" >> dedup.DocumentDedup(
         cfg.exact_dedup, cfg.near_dedup, cfg.minhash_threshold, cfg.minhash_perms, cfg.minhash_ngram,
-        cfg.template_line_docs, cfg.template_max_words)
+        dedup.TemplateRule(cfg.template_line_docs, cfg.template_max_words, cfg.template_line_docs_long))
     deduped = kept | "Line dedup" >> dedup.LineDedup(cfg.line_dedup)
     filtered = deduped | "Filter" >> beam.ParDo(filters.Filter(
         cfg.min_chars, lid_model, cfg.languages, cfg.lid_threshold, cfg.scorers)).with_outputs(
@@ -107,7 +107,8 @@ def run(cfg: CCConfig, beam_args: list[str] | None = None) -> dict:
 
 def _config_summary(cfg: CCConfig) -> dict:
     keys = ["exact_dedup", "near_dedup", "minhash_threshold", "minhash_perms", "minhash_ngram",
-            "template_line_docs", "template_max_words", "line_dedup", "min_chars", "lid_model", "languages", "lid_threshold"]
+            "template_line_docs", "template_max_words",
+            "template_line_docs_long", "line_dedup", "min_chars", "lid_model", "languages", "lid_threshold"]
     out = {k: getattr(cfg, k) for k in keys}
     out["languages"] = list(cfg.languages)
     out["quality_scorers"] = [s.name for s in cfg.scorers]
