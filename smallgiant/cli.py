@@ -15,6 +15,9 @@ def _cc(args: argparse.Namespace, beam_args: list[str]) -> int:
     cfg = from_args(args)
     if args.quality_threshold is not None and not args.quality_model:
         raise ValueError("--quality-threshold needs --quality-model")
+    if args.lm_models:
+        from pipeline.lm.scorer import PerplexityScorer
+        cfg.scorers.append(PerplexityScorer(args.lm_models, tuple(b.strip() for b in args.keep_buckets.split(","))))
     if args.quality_model:
         from classifier.scorer import ReferenceScorer
         cfg.scorers.append(ReferenceScorer(args.quality_model, args.quality_threshold))
@@ -30,10 +33,55 @@ def _add_cc(sub) -> None:
                     "does not know are Beam pipeline options, e.g. --runner DataflowRunner --project P "
                     "--region R --temp_location gs://B/tmp --setup_file ./pyproject.toml.")
     add_arguments(p)
+    p.add_argument("--lm-models", help="a directory of <lang>.sp.model + <lang>.arpa.bin (+ cutoffs.json): "
+                                       "perplexity and bucket per document (CCNet)")
+    p.add_argument("--keep-buckets", default="head,middle", help="perplexity buckets kept (with --lm-models)")
     p.add_argument("--quality-model", help="a model directory from `smallgiant classifier train`: score pages "
                                            "with the Wikipedia-reference classifier and drop those below its threshold")
     p.add_argument("--quality-threshold", type=float, help="override the threshold saved with the model")
     p.set_defaults(func=_cc)
+
+
+def _lm_train(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.lm.train import train_language_model
+    meta = train_language_model(args.input, args.language, args.output, args.order, args.vocab_size,
+                                args.max_lines, args.kenlm_bin)
+    print(f"{args.language}: {meta['lines']:,} lines, {meta['pieces']:,} pieces, vocabulary {meta['vocab_size']:,}, "
+          f"{meta['order']}-gram model in {args.output} ({meta['seconds']} s)")
+    return 0
+
+
+def _lm_cutoffs(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.lm.cutoffs import compute_cutoffs
+    pcts = tuple(float(x) for x in args.percentiles.split(","))
+    if len(pcts) != 2:
+        raise ValueError("--percentiles takes two numbers, e.g. 30,60")
+    for lang, c in compute_cutoffs(args.input, args.models, pcts, args.sample_docs, args.seed).items():
+        print(f"{lang}: head < {c['head']}, middle < {c['middle']} ({c['documents']:,} documents)")
+    return 0
+
+
+def _add_lm(sources) -> None:
+    lm = sources.add_parser("lm", help="n-gram language models for the perplexity filter (CCNet)",
+                            description="Train per-language SentencePiece + KenLM 5-gram models, and compute "
+                                        "perplexity cutoffs on a crawl sample.")
+    sub = lm.add_subparsers(dest="step", metavar="STEP", required=True)
+    t = sub.add_parser("train", help="SentencePiece + 5-gram modified Kneser-Ney KenLM model of one language")
+    t.add_argument("--input", required=True, help="Wikipedia documents: Parquet, JSONL or text files (globs)")
+    t.add_argument("--language", required=True)
+    t.add_argument("--output", required=True, help="models directory")
+    t.add_argument("--order", type=int, default=5)
+    t.add_argument("--vocab-size", type=int, default=65536, help="SentencePiece vocabulary (an upper bound)")
+    t.add_argument("--max-lines", type=int, help="use at most this many lines of text")
+    t.add_argument("--kenlm-bin", help="directory holding lmplz and build_binary")
+    t.set_defaults(func=_lm_train, beam=False)
+    c = sub.add_parser("cutoffs", help="per-language perplexity cutoffs over a sample of crawl documents")
+    c.add_argument("--input", required=True, help="documents with a language in their metadata (Parquet globs)")
+    c.add_argument("--models", required=True, help="models directory; cutoffs.json is written there")
+    c.add_argument("--percentiles", default="30,60")
+    c.add_argument("--sample-docs", type=int, default=10_000)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=_lm_cutoffs, beam=False)
 
 
 def _classifier_dataset(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -118,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipe = jobs.add_parser("pipeline", help="curation jobs (Apache Beam)",
                            description="Curation jobs on Apache Beam: DirectRunner by default, or any runner.")
-    _add_cc(pipe.add_subparsers(dest="source", metavar="SOURCE", required=True))
+    sources = pipe.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    _add_cc(sources)
+    _add_lm(sources)
 
     _add_classifier(jobs)
 

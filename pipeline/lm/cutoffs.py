@@ -1,0 +1,61 @@
+"""`pipeline lm cutoffs`: per-language perplexity cutoffs (CCNet: the 30th and 60th percentiles) over a
+sample of crawl documents, written to `cutoffs.json` next to the models.
+
+Documents are Parquet files in the document schema with `language` in their metadata (the CC job's
+output). Each language's sample is a uniform reservoir sample, seeded, of at most `sample_docs` documents.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import random
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipeline.lm.model import PerplexityModel, languages_in, model_paths
+
+
+def _reservoirs(pattern: str, langs: set[str], size: int, seed: int) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    seen: dict[str, int] = {}
+    samples: dict[str, list[str]] = {lang: [] for lang in langs}
+    files = sorted(p for part in pattern.split(",") for p in glob.glob(part.strip()))
+    if not files:
+        raise FileNotFoundError(f"no file matches {pattern!r}")
+    for path in files:
+        for batch in pq.ParquetFile(path).iter_batches(columns=["text", "metadata"], batch_size=1024):
+            for text, meta in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                lang = json.loads(meta or "{}").get("language")
+                if lang not in langs:
+                    continue
+                n = seen[lang] = seen.get(lang, 0) + 1
+                if n <= size:
+                    samples[lang].append(text)
+                else:
+                    j = rng.randrange(n)
+                    if j < size:
+                        samples[lang][j] = text
+    return samples
+
+
+def compute_cutoffs(pattern: str, models_dir: str, percentiles: tuple[float, float] = (30, 60),
+                    sample_docs: int = 10_000, seed: int = 0) -> dict:
+    if not 0 < percentiles[0] < percentiles[1] < 100:
+        raise ValueError("--percentiles takes two increasing numbers between 0 and 100, e.g. 30,60")
+    langs = set(languages_in(models_dir))
+    cutoffs = {}
+    for lang, texts in sorted(_reservoirs(pattern, langs, sample_docs, seed).items()):
+        if not texts:
+            continue
+        model = PerplexityModel(*model_paths(models_dir, lang))
+        ppl = np.array([model.perplexity(t) for t in texts])
+        head, middle = np.percentile(ppl, percentiles)
+        cutoffs[lang] = {"head": round(float(head), 3), "middle": round(float(middle), 3),
+                         "percentiles": list(percentiles), "documents": len(texts)}
+    tmp = os.path.join(models_dir, ".cutoffs.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(cutoffs, f, indent=2, sort_keys=True)
+    os.replace(tmp, os.path.join(models_dir, "cutoffs.json"))
+    return cutoffs

@@ -1,0 +1,114 @@
+"""`pipeline lm train`: a language's SentencePiece model and 5-gram modified Kneser-Ney KenLM model.
+
+Text comes from document files (Parquet in the document schema, JSONL with a `text` field, or plain
+text), is normalised as at scoring time (`normalize_for_lm`), cut into SentencePiece pieces, counted and
+estimated by KenLM's `lmplz` (with `--discount_fallback`, so that small corpora still train) and turned
+into KenLM's binary format by `build_binary`. Outputs `<lang>.sp.model`, `<lang>.arpa.bin` and
+`<lang>.meta.json`, each moved into place only when complete.
+"""
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Iterator
+
+from pipeline.lm.model import model_paths, normalize_for_lm
+
+
+def kenlm_tool(name: str, kenlm_bin: str | None = None) -> str:
+    """Path of a KenLM program: in `kenlm_bin`, next to this Python (the set-up builds them into the
+    virtual environment), or on PATH."""
+    candidates = [os.path.join(kenlm_bin, name)] if kenlm_bin else []
+    candidates += [os.path.join(os.path.dirname(sys.executable), name), shutil.which(name) or ""]
+    for path in candidates:
+        if path and os.access(path, os.X_OK):
+            return path
+    raise FileNotFoundError(f"KenLM's {name} was not found: run `make setup` (it builds KenLM into .venv/bin) "
+                            f"or pass --kenlm-bin DIR")
+
+
+def iter_texts(pattern: str) -> Iterator[str]:
+    files = sorted(p for part in pattern.split(",") for p in glob.glob(part.strip()))
+    if not files:
+        raise FileNotFoundError(f"no file matches {pattern!r}")
+    for path in files:
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
+            for batch in pq.ParquetFile(path).iter_batches(columns=["text"], batch_size=1024):
+                yield from (t for t in batch.column(0).to_pylist() if t)
+        elif path.endswith((".jsonl", ".jsonl.gz", ".json")):
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8") as f:
+                yield from (json.loads(line).get("text") or "" for line in f if line.strip())
+        else:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                yield f.read()
+
+
+def _write_normalized(pattern: str, path: str, max_lines: int | None) -> int:
+    n = 0
+    with open(path, "w", encoding="utf-8") as out:
+        for text in iter_texts(pattern):
+            for line in text.split("\n"):
+                norm = normalize_for_lm(line)
+                if norm:
+                    out.write(norm + "\n")
+                    n += 1
+                    if max_lines and n >= max_lines:
+                        return n
+    return n
+
+
+def train_language_model(pattern: str, language: str, output_dir: str, order: int = 5,
+                         vocab_size: int = 65536, max_lines: int | None = None, kenlm_bin: str | None = None,
+                         memory: str = "20%") -> dict:
+    import sentencepiece
+    lmplz, build_binary = kenlm_tool("lmplz", kenlm_bin), kenlm_tool("build_binary", kenlm_bin)
+    os.makedirs(output_dir, exist_ok=True)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".lm-train-") as tmp:
+        corpus = os.path.join(tmp, "corpus.txt")
+        lines = _write_normalized(pattern, corpus, max_lines)
+        if lines == 0:
+            raise ValueError(f"no text in {pattern!r}")
+        sp_prefix = os.path.join(tmp, f"{language}.sp")
+        sentencepiece.SentencePieceTrainer.train(
+            input=corpus, model_prefix=sp_prefix, vocab_size=vocab_size, hard_vocab_limit=False,
+            character_coverage=0.9995, input_sentence_size=2_000_000, shuffle_input_sentence=True,
+            num_threads=os.cpu_count() or 1, minloglevel=2)
+        sp = sentencepiece.SentencePieceProcessor(model_file=sp_prefix + ".model")
+        tokens_path, arpa = os.path.join(tmp, "tokens.txt"), os.path.join(tmp, f"{language}.arpa")
+        n_tokens = 0
+        with open(corpus, encoding="utf-8") as src, open(tokens_path, "w", encoding="utf-8") as dst:
+            for line in src:
+                pieces = sp.encode(line.rstrip("\n"), out_type=str)
+                n_tokens += len(pieces)
+                dst.write(" ".join(pieces) + "\n")
+        with open(tokens_path, "rb") as src, open(arpa, "wb") as dst:
+            _run([lmplz, "-o", str(order), "-S", memory, "-T", tmp, "--discount_fallback"], stdin=src, stdout=dst)
+        binary = arpa + ".bin"
+        _run([build_binary, arpa, binary])
+        sp_final, lm_final = model_paths(output_dir, language)
+        os.replace(sp_prefix + ".model", sp_final)
+        os.replace(binary, lm_final)
+    meta = {"language": language, "order": order, "vocab_size": sp.get_piece_size(), "lines": lines,
+            "pieces": n_tokens, "seconds": round(time.time() - t0, 1), "estimator": "KenLM lmplz (modified Kneser-Ney)"}
+    tmp_meta = os.path.join(output_dir, f".{language}.meta.json.tmp")
+    with open(tmp_meta, "w") as f:
+        json.dump(meta, f, indent=2)
+    os.replace(tmp_meta, os.path.join(output_dir, f"{language}.meta.json"))
+    return meta
+
+
+def _run(cmd: list[str], **kwargs) -> None:
+    res = subprocess.run(cmd, stderr=subprocess.PIPE, **kwargs)
+    if res.returncode:
+        raise RuntimeError(f"{os.path.basename(cmd[0])} failed ({res.returncode}): "
+                           f"{res.stderr.decode(errors='replace')[-2000:]}")
