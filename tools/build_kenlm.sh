@@ -19,6 +19,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$venv/bin/pip" download --quiet --no-deps -d "$work" "kenlm==$version"
 tar xzf "$work/kenlm-$version.tar.gz" -C "$work"
-cmake -S "$work/kenlm-$version" -B "$work/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$work/build" --target lmplz build_binary -j "$(nproc)" >/dev/null
+log="$work/build.log"
+if ! { cmake -S "$work/kenlm-$version" -B "$work/build" -DCMAKE_BUILD_TYPE=Release &&
+       cmake --build "$work/build" --target lmplz build_binary -j "$(nproc)"; } >"$log" 2>&1; then
+  tail -n 40 "$log" >&2
+  echo "building KenLM failed" >&2
+  exit 1
+fi
 cp "$work/build/bin/lmplz" "$work/build/bin/build_binary" "$venv/bin/"
