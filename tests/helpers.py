@@ -8,7 +8,7 @@ import uuid
 import pyarrow.parquet as pq
 
 from pipeline.sample_crawl import make_pages, wet_bytes
-from pipeline.warc import gzip_member, warc_record_bytes
+from pipeline.warc import warc_record_bytes
 
 LOCAL = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 

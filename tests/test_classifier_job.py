@@ -9,7 +9,7 @@ import pytest
 
 from classifier.dataset import DatasetConfig, run as build_dataset
 from classifier.sample_data import write_sample
-from helpers import LOCAL, read_rows, sample_wet
+from helpers import LOCAL, read_rows
 
 SPLITS = ("train", "valid", "test")
 

@@ -13,7 +13,7 @@ from pipeline.cc.counters import doc_bytes, inc, timed_iter
 from pipeline.cc.progress import Progress
 from pipeline.inputs import open_stream
 from pipeline.records import to_document
-from pipeline.schema import DeadLetter, Document
+from pipeline.schema import DeadLetter
 from pipeline.warc import read_warc
 
 DEAD = "dead"
