@@ -142,11 +142,10 @@ class _KeepLongEnough(beam.DoFn):
 def _one_per_text(group):
     """Of pages with the same text, a positive if there is one (else a negative), the smallest id."""
     _, examples = group
-    best = min(examples, key=lambda e: (-e.label, e.id))
-    for ex in examples:
-        if ex is not best:
-            inc(f"clean.duplicates_{LABELS[ex.label][9:]}")
-    yield best
+    ranked = sorted(examples, key=lambda e: (-e.label, e.id, e.url))
+    for ex in ranked[1:]:
+        inc(f"clean.duplicates_{LABELS[ex.label][9:]}")
+    yield ranked[0]
 
 
 class _Split(beam.DoFn):

@@ -31,7 +31,7 @@ class ReferenceScorer(QualityScorer):
         self._model = ReferenceModel.load(self.model_file.local_path())
 
     def score(self, doc: Document) -> dict:
-        return {"reference_score": round(self._model.score(doc.text), 4)}
+        return {"reference_score": float(self._model.score(doc.text))}
 
     def reject_reason(self, doc: Document, scores: dict) -> str | None:
         p = scores["reference_score"]

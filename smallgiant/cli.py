@@ -45,7 +45,7 @@ def _add_cc(sub) -> None:
 def _lm_train(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.lm.train import train_language_model
     meta = train_language_model(args.input, args.language, args.output, args.order, args.vocab_size,
-                                args.max_lines, args.kenlm_bin)
+                                args.max_lines, args.kenlm_bin, seed=args.seed)
     print(f"{args.language}: {meta['lines']:,} lines, {meta['pieces']:,} pieces, vocabulary {meta['vocab_size']:,}, "
           f"{meta['order']}-gram model in {args.output} ({meta['seconds']} s)")
     return 0
@@ -74,6 +74,7 @@ def _add_lm(sources) -> None:
     t.add_argument("--vocab-size", type=int, default=65536, help="SentencePiece vocabulary (an upper bound)")
     t.add_argument("--max-lines", type=int, help="use at most this many lines of text")
     t.add_argument("--kenlm-bin", help="directory holding lmplz and build_binary")
+    t.add_argument("--seed", type=int, default=0, help="SentencePiece's seed (same input and seed: same model)")
     t.set_defaults(func=_lm_train, beam=False)
     c = sub.add_parser("cutoffs", help="per-language perplexity cutoffs over a sample of crawl documents")
     c.add_argument("--input", required=True, help="documents with a language in their metadata (Parquet globs)")

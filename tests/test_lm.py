@@ -83,8 +83,28 @@ def test_cutoffs_and_the_cc_job(models, tmp_path):
     assert 0.3 <= len(rejects) / n_en <= 0.5   # the tail is 40% of the sample the cutoffs came from
 
 
-def test_bad_buckets_and_missing_models_are_clear_errors(tmp_path):
+def test_bad_buckets_missing_models_and_missing_cutoffs_are_clear_errors(models, tmp_path):
     with pytest.raises(FileNotFoundError, match="no language model"):
         PerplexityScorer(str(tmp_path))
     with pytest.raises(ValueError, match="keep-buckets"):
         PerplexityScorer(str(tmp_path), ("top",))
+    d = models[0]
+    for name in ("en.sp.model", "en.arpa.bin"):
+        (tmp_path / name).write_bytes((d / name).read_bytes())
+    with pytest.raises(ValueError, match="no perplexity cutoffs for en"):
+        PerplexityScorer(str(tmp_path))
+
+
+def test_training_is_deterministic_and_forgets_stale_cutoffs(tmp_path):
+    rng, used = random.Random(1), set()
+    (tmp_path / "wiki.txt").write_text("\n".join(_paragraph(rng, "en", used) for _ in range(300)))
+    outs = []
+    for run in ("a", "b"):
+        d = tmp_path / run
+        d.mkdir()
+        (d / "cutoffs.json").write_text('{"en": {"head": 1, "middle": 2}, "de": {"head": 3, "middle": 4}}')
+        train_language_model(str(tmp_path / "wiki.txt"), "en", str(d), vocab_size=300)
+        outs.append(d)
+        assert json.loads((d / "cutoffs.json").read_text()) == {"de": {"head": 3, "middle": 4}}
+    for name in ("en.sp.model", "en.arpa.bin", "en.meta.json"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()

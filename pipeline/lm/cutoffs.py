@@ -51,9 +51,12 @@ def compute_cutoffs(pattern: str, models_dir: str, percentiles: tuple[float, flo
             continue
         model = PerplexityModel(*model_paths(models_dir, lang))
         ppl = np.array([model.perplexity(t) for t in texts])
+        ppl = ppl[np.isfinite(ppl)]  # a text without any scorable line has no perplexity
+        if len(ppl) == 0:
+            continue
         head, middle = np.percentile(ppl, percentiles)
         cutoffs[lang] = {"head": round(float(head), 3), "middle": round(float(middle), 3),
-                         "percentiles": list(percentiles), "documents": len(texts)}
+                         "percentiles": list(percentiles), "documents": len(ppl)}
     tmp = os.path.join(models_dir, ".cutoffs.json.tmp")
     with open(tmp, "w") as f:
         json.dump(cutoffs, f, indent=2, sort_keys=True)

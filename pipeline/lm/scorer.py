@@ -24,6 +24,10 @@ class PerplexityScorer(QualityScorer):
                       for lang in languages_in(models_dir)}
         if not self.files:
             raise FileNotFoundError(f"no language model (<lang>.sp.model + <lang>.arpa.bin) in {models_dir}")
+        missing = sorted(set(self.files) - set(self.cutoffs))
+        if missing:
+            raise ValueError(f"no perplexity cutoffs for {', '.join(missing)} in {models_dir}: run "
+                             f"`smallgiant pipeline lm cutoffs` on crawl documents of those languages first")
         self._models: dict = {}
 
     def _model(self, lang: str):

@@ -8,6 +8,7 @@ into KenLM's binary format by `build_binary`. Outputs `<lang>.sp.model`, `<lang>
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import gzip
 import json
@@ -68,8 +69,9 @@ def _write_normalized(pattern: str, path: str, max_lines: int | None) -> int:
 
 def train_language_model(pattern: str, language: str, output_dir: str, order: int = 5,
                          vocab_size: int = 65536, max_lines: int | None = None, kenlm_bin: str | None = None,
-                         memory: str = "20%") -> dict:
+                         memory: str = "20%", seed: int = 0) -> dict:
     import sentencepiece
+    sentencepiece.set_random_generator_seed(seed)  # SentencePiece draws a fresh seed per run otherwise
     lmplz, build_binary = kenlm_tool("lmplz", kenlm_bin), kenlm_tool("build_binary", kenlm_bin)
     os.makedirs(output_dir, exist_ok=True)
     t0 = time.time()
@@ -79,10 +81,11 @@ def train_language_model(pattern: str, language: str, output_dir: str, order: in
         if lines == 0:
             raise ValueError(f"no text in {pattern!r}")
         sp_prefix = os.path.join(tmp, f"{language}.sp")
-        sentencepiece.SentencePieceTrainer.train(
-            input=corpus, model_prefix=sp_prefix, vocab_size=vocab_size, hard_vocab_limit=False,
-            character_coverage=0.9995, input_sentence_size=2_000_000, shuffle_input_sentence=True,
-            num_threads=os.cpu_count() or 1, minloglevel=2)
+        with _working_directory(tmp):
+            sentencepiece.SentencePieceTrainer.train(
+                input="corpus.txt", model_prefix=f"{language}.sp", vocab_size=vocab_size, hard_vocab_limit=False,
+                character_coverage=0.9995, input_sentence_size=2_000_000, shuffle_input_sentence=True,
+                num_threads=os.cpu_count() or 1, minloglevel=2)
         sp = sentencepiece.SentencePieceProcessor(model_file=sp_prefix + ".model")
         tokens_path, arpa = os.path.join(tmp, "tokens.txt"), os.path.join(tmp, f"{language}.arpa")
         n_tokens = 0
@@ -99,12 +102,39 @@ def train_language_model(pattern: str, language: str, output_dir: str, order: in
         os.replace(sp_prefix + ".model", sp_final)
         os.replace(binary, lm_final)
     meta = {"language": language, "order": order, "vocab_size": sp.get_piece_size(), "lines": lines,
-            "pieces": n_tokens, "seconds": round(time.time() - t0, 1), "estimator": "KenLM lmplz (modified Kneser-Ney)"}
-    tmp_meta = os.path.join(output_dir, f".{language}.meta.json.tmp")
-    with open(tmp_meta, "w") as f:
-        json.dump(meta, f, indent=2)
-    os.replace(tmp_meta, os.path.join(output_dir, f"{language}.meta.json"))
-    return meta
+            "pieces": n_tokens, "seed": seed, "estimator": "KenLM lmplz (modified Kneser-Ney)"}
+    _write_json(os.path.join(output_dir, f"{language}.meta.json"), meta)
+    _forget_cutoffs(output_dir, language)
+    return {**meta, "seconds": round(time.time() - t0, 1)}
+
+
+@contextlib.contextmanager
+def _working_directory(path: str):
+    """SentencePiece records its input and output paths in the model: training with relative paths
+    from inside the temporary directory keeps them (and so the model bytes) the same wherever it runs."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def _write_json(path: str, data: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _forget_cutoffs(output_dir: str, language: str) -> None:
+    """Cutoffs computed with the previous model of this language no longer apply."""
+    path = os.path.join(output_dir, "cutoffs.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            cutoffs = json.load(f)
+        if cutoffs.pop(language, None) is not None:
+            _write_json(path, cutoffs)
 
 
 def _run(cmd: list[str], **kwargs) -> None:
