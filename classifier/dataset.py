@@ -101,7 +101,8 @@ class _CitedUrls(beam.DoFn):
                             yield key
         except (DumpError, OSError) as exc:
             inc("dump.dead_letters")
-            yield beam.pvalue.TaggedOutput("dead", (f"dump{index:06d}:0", DeadLetter(path, -1, f"{exc} ({pages} pages read)")))
+            letter = DeadLetter(path, -1, f"{exc} ({pages} pages read)")
+            yield beam.pvalue.TaggedOutput("dead", (f"dump{index:06d}:0", letter))
 
 
 def _by_url(kv):
@@ -216,7 +217,8 @@ def build(p: beam.Pipeline, cfg: DatasetConfig) -> None:
         refs = cited.urls | "Distinct URLs" >> beam.Distinct() | "Cited" >> beam.Map(lambda k: (k, True))
         files = expand_inputs(cfg.crawl)
         crawl = (p | "Crawl files" >> beam.Create(list(enumerate(files))) | "Spread" >> beam.Reshuffle()
-                 | "Read crawl" >> beam.ParDo(read.ReadRecords(8 << 20, len(files))).with_outputs(read.DEAD, main="docs"))
+                 | "Read crawl" >> beam.ParDo(read.ReadRecords(8 << 20, len(files))).with_outputs(
+                     read.DEAD, main="docs"))
         pages = crawl.docs | "By URL" >> beam.FlatMap(_by_url)
         examples = ({"cited": refs, "page": pages} | "Join" >> beam.CoGroupByKey()
                     | "Label" >> beam.FlatMap(_label))

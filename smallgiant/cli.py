@@ -98,7 +98,8 @@ def _classifier_train(args: argparse.Namespace, beam_args: list[str]) -> int:
     import dataclasses
 
     from classifier.model import DEFAULT_GRID, TrainParams, train
-    fixed = {k: getattr(args, k) for k in ("word_ngrams", "dim", "epoch", "lr", "min_count") if getattr(args, k) is not None}
+    names = ("word_ngrams", "dim", "epoch", "lr", "min_count")
+    fixed = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     params = TrainParams(**fixed, threads=args.threads, seed=args.seed) if fixed else None
     grid = [dataclasses.replace(c, threads=args.threads, seed=args.seed) for c in DEFAULT_GRID]
     report = train(args.data, args.output, params, target_precision=args.target_precision, grid=grid)

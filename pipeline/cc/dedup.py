@@ -200,7 +200,8 @@ class DocumentDedup(beam.PTransform):
         if self.near:
             template = (pages | "Lines with content hashes" >> beam.FlatMap(_distinct_lines_with_content)
                         | "Group lines for templates" >> beam.GroupByKey()
-                        | "Template lines" >> beam.ParDo(_TemplateLines(self.template.min_docs, self.template.min_docs_long)))
+                        | "Template lines" >> beam.ParDo(
+                            _TemplateLines(self.template.min_docs, self.template.min_docs_long)))
             triples = ({"page": pages, "template": template} | "Join templates" >> beam.CoGroupByKey()
                        | "Pages with templates" >> beam.FlatMap(_page_and_template))
         else:
