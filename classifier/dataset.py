@@ -16,7 +16,6 @@ Instead of a dump and a crawl, ready positives and negatives can be given as Par
 from __future__ import annotations
 
 import dataclasses
-import glob as globlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from pipeline.cc import output, read
 from pipeline.cc.counters import inc
 from pipeline.cc.funnel import counters_of
 from pipeline.cc.job import make_pipeline, pipeline_options
+from pipeline.doc_files import iter_rows, local_files
 from pipeline.inputs import expand_inputs, open_stream
 from pipeline.schema import DEAD_LETTER_SCHEMA, DeadLetter
 
@@ -187,26 +187,12 @@ class _WriteSplit(beam.DoFn):
 
 def _read_ready(path_and_label):
     path, label = path_and_label
-    if path.endswith((".jsonl", ".json", ".jsonl.gz")):
-        import gzip
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-    else:
-        rows = pq.read_table(path).to_pylist()
-    for i, row in enumerate(rows):
+    for i, row in enumerate(iter_rows(path)):
         if not row.get("text"):
             inc("ready.rows_without_text")
             continue
         inc("ready.rows")
         yield Example(str(row.get("id") or f"{os.path.basename(path)}:{i}"), row.get("url") or "", label, row["text"])
-
-
-def _ready_files(spec: str) -> list[str]:
-    files = sorted(p for part in spec.split(",") for p in globlib.glob(part.strip()))
-    if not files:
-        raise ValueError(f"no file matches {spec!r}")
-    return files
 
 
 def build(p: beam.Pipeline, cfg: DatasetConfig) -> None:
@@ -224,7 +210,7 @@ def build(p: beam.Pipeline, cfg: DatasetConfig) -> None:
                     | "Label" >> beam.FlatMap(_label))
         dead = (cited.dead, crawl[read.DEAD]) | "Dead letters" >> beam.Flatten()
     else:
-        ready = ([(f, 1) for f in _ready_files(cfg.positives)] + [(f, 0) for f in _ready_files(cfg.negatives)])
+        ready = [(f, 1) for f in local_files(cfg.positives)] + [(f, 0) for f in local_files(cfg.negatives)]
         examples = p | "Ready files" >> beam.Create(ready) | "Read ready" >> beam.FlatMap(_read_ready)
         dead = p | "No dead letters" >> beam.Create([])
     clean = (examples | "Min length" >> beam.ParDo(_KeepLongEnough(cfg.min_chars))

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.cc.output import join
-from pipeline.inputs import open_stream
+from pipeline.inputs import join, open_stream
 from pipeline.model_files import ModelFile
 from pipeline.quality import QualityScorer
 from pipeline.schema import Document

@@ -30,6 +30,14 @@ def _is_listing(path: str) -> bool:
     return path.endswith((".paths.gz", ".paths"))
 
 
+def join(*parts: str) -> str:
+    """Join path parts on any Beam filesystem (gs://bucket/a + b) or on local disk."""
+    if "://" in parts[0]:
+        from apache_beam.io.filesystems import FileSystems
+        return FileSystems.join(*parts)
+    return os.path.join(*parts)
+
+
 def open_stream(path: str) -> BinaryIO:
     """A raw byte stream of a file on any Beam filesystem or over http(s)."""
     if _is_http(path):

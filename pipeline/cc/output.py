@@ -17,13 +17,10 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.cc.counters import timed
+from pipeline.inputs import join
 
 STAGING = "_staging"
 ROW_GROUP = 10_000
-
-
-def join(*parts: str) -> str:
-    return FileSystems.join(*parts) if "://" in parts[0] else posixpath.join(*parts)
 
 
 def shard_of(key: str, n_shards: int) -> int:

@@ -6,14 +6,13 @@ output). Each language's sample is a uniform reservoir sample, seeded, of at mos
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 import random
 
 import numpy as np
-import pyarrow.parquet as pq
 
+from pipeline.doc_files import iter_rows, local_files
 from pipeline.lm.model import PerplexityModel, languages_in, model_paths
 
 
@@ -21,22 +20,18 @@ def _reservoirs(pattern: str, langs: set[str], size: int, seed: int) -> dict[str
     rng = random.Random(seed)
     seen: dict[str, int] = {}
     samples: dict[str, list[str]] = {lang: [] for lang in langs}
-    files = sorted(p for part in pattern.split(",") for p in glob.glob(part.strip()))
-    if not files:
-        raise FileNotFoundError(f"no file matches {pattern!r}")
-    for path in files:
-        for batch in pq.ParquetFile(path).iter_batches(columns=["text", "metadata"], batch_size=1024):
-            for text, meta in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
-                lang = json.loads(meta or "{}").get("language")
-                if lang not in langs:
-                    continue
-                n = seen[lang] = seen.get(lang, 0) + 1
-                if n <= size:
-                    samples[lang].append(text)
-                else:
-                    j = rng.randrange(n)
-                    if j < size:
-                        samples[lang][j] = text
+    for path in local_files(pattern):
+        for row in iter_rows(path, ["text", "metadata"]):
+            lang = json.loads(row["metadata"] or "{}").get("language")
+            if lang not in langs:
+                continue
+            n = seen[lang] = seen.get(lang, 0) + 1
+            if n <= size:
+                samples[lang].append(row["text"])
+            else:
+                j = rng.randrange(n)
+                if j < size:
+                    samples[lang][j] = row["text"]
     return samples
 
 

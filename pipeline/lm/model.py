@@ -10,6 +10,8 @@ import json
 import os
 import unicodedata
 
+from pipeline.inputs import join
+
 _PUNCT = {"，": ",", "。": ". ", "、": ",", "„": '"', "”": '"', "“": '"', "«": '"', "»": '"', "１": '"',
           "」": '"', "「": '"', "《": '"', "》": '"', "´": "'", "∶": ":", "：": ":", "？": "?", "！": "!",
           "（": "(", "）": ")", "；": ";", "–": "-", "—": " - ", "．": ". ", "～": "~", "’": "'", "…": "...",
@@ -32,25 +34,21 @@ def normalize_for_lm(line: str) -> str:
     return " ".join(line.translate(_TABLE).split())
 
 
-def _join(directory: str, name: str) -> str:
-    return directory.rstrip("/") + "/" + name if "://" in directory else os.path.join(directory, name)
-
-
 def model_paths(models_dir: str, lang: str) -> tuple[str, str]:
-    return _join(models_dir, f"{lang}.sp.model"), _join(models_dir, f"{lang}.arpa.bin")
+    return join(models_dir, f"{lang}.sp.model"), join(models_dir, f"{lang}.arpa.bin")
 
 
 def languages_in(models_dir: str) -> list[str]:
     """Languages with both models in a directory on any Beam filesystem."""
     from apache_beam.io.filesystems import FileSystems
-    found = {os.path.basename(m.path) for r in FileSystems.match([_join(models_dir, "*")]) for m in r.metadata_list}
+    found = {os.path.basename(m.path) for r in FileSystems.match([join(models_dir, "*")]) for m in r.metadata_list}
     return sorted(f[: -len(".arpa.bin")] for f in found
                   if f.endswith(".arpa.bin") and f[: -len(".arpa.bin")] + ".sp.model" in found)
 
 
 def read_cutoffs(models_dir: str) -> dict[str, dict[str, float]]:
     from apache_beam.io.filesystems import FileSystems
-    path = _join(models_dir, "cutoffs.json")
+    path = join(models_dir, "cutoffs.json")
     if not FileSystems.exists(path):
         return {}
     with FileSystems.open(path, compression_type="uncompressed") as f:

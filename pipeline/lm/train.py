@@ -9,8 +9,6 @@ into KenLM's binary format by `build_binary`. Outputs `<lang>.sp.model`, `<lang>
 from __future__ import annotations
 
 import contextlib
-import glob
-import gzip
 import json
 import os
 import shutil
@@ -20,6 +18,7 @@ import tempfile
 import time
 from typing import Iterator
 
+from pipeline.doc_files import is_jsonl, iter_rows, local_files
 from pipeline.lm.model import model_paths, normalize_for_lm
 
 
@@ -36,18 +35,9 @@ def kenlm_tool(name: str, kenlm_bin: str | None = None) -> str:
 
 
 def iter_texts(pattern: str) -> Iterator[str]:
-    files = sorted(p for part in pattern.split(",") for p in glob.glob(part.strip()))
-    if not files:
-        raise FileNotFoundError(f"no file matches {pattern!r}")
-    for path in files:
-        if path.endswith(".parquet"):
-            import pyarrow.parquet as pq
-            for batch in pq.ParquetFile(path).iter_batches(columns=["text"], batch_size=1024):
-                yield from (t for t in batch.column(0).to_pylist() if t)
-        elif path.endswith((".jsonl", ".jsonl.gz", ".json")):
-            opener = gzip.open if path.endswith(".gz") else open
-            with opener(path, "rt", encoding="utf-8") as f:
-                yield from (json.loads(line).get("text") or "" for line in f if line.strip())
+    for path in local_files(pattern):
+        if path.endswith(".parquet") or is_jsonl(path):
+            yield from (row["text"] for row in iter_rows(path, ["text"]) if row["text"])
         else:
             with open(path, encoding="utf-8", errors="replace") as f:
                 yield f.read()
