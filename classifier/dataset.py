@@ -28,10 +28,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from classifier.urls import normalize_url
 from classifier.wikidump import DumpError, is_article, iter_pages, reference_urls
-from pipeline.cc import output, read
-from pipeline.cc.counters import inc
-from pipeline.cc.funnel import counters_of
-from pipeline.cc.job import make_pipeline, pipeline_options
+from pipeline.cc import read
+from pipeline.runtime import output
+from pipeline.runtime.counters import inc
+from pipeline.runtime.funnel import counters_of
+from pipeline.runtime.runner import make_pipeline, pipeline_options
 from pipeline.doc_files import iter_rows, local_files
 from pipeline.inputs import expand_inputs, open_stream
 from pipeline.schema import DEAD_LETTER_SCHEMA, DeadLetter

@@ -9,10 +9,10 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 
 from classifier.scorer import ReferenceScorer
-from pipeline.cc import output
-from pipeline.cc.counters import inc
-from pipeline.cc.funnel import counters_of
-from pipeline.cc.job import make_pipeline, pipeline_options
+from pipeline.runtime import output
+from pipeline.runtime.counters import inc
+from pipeline.runtime.funnel import counters_of
+from pipeline.runtime.runner import make_pipeline, pipeline_options
 from pipeline.inputs import expand_inputs, open_stream
 from pipeline.schema import DOC_SCHEMA, Document
 

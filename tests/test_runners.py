@@ -6,7 +6,8 @@ import pytest
 
 from helpers import sample_wet
 from pipeline.cc.config import CCConfig
-from pipeline.cc.job import build, make_pipeline, pipeline_options
+from pipeline.cc.job import build
+from pipeline.runtime.runner import make_pipeline, pipeline_options
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

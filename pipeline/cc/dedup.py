@@ -27,8 +27,8 @@ import dataclasses
 import apache_beam as beam
 import xxhash
 
-from pipeline.cc.counters import doc_bytes, inc, timed
-from pipeline.cc.progress import Progress
+from pipeline.runtime.counters import doc_bytes, inc, timed
+from pipeline.runtime.progress import Progress
 from pipeline.lines import hash_lines
 from pipeline.minhash import Signer
 from pipeline.schema import Document, Rejected

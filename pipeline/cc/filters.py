@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from pipeline.cc.counters import doc_bytes, inc, timed
-from pipeline.cc.progress import Progress
+from pipeline.runtime.counters import doc_bytes, inc, timed
+from pipeline.runtime.progress import Progress
 from pipeline.langid import LanguageIdentifier
 from pipeline.model_files import ModelFile
 from pipeline.quality import QualityScorer

@@ -5,50 +5,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from pipeline.cc import dedup, filters, output, read
+from pipeline.cc import dedup, filters, read
 from pipeline.cc.config import CCConfig
-from pipeline.cc.funnel import build_funnel, counters_of, format_funnel
-from pipeline.cc.progress import show_worker_progress
+from pipeline.cc.funnel import build_funnel
+from pipeline.runtime.funnel import counters_of, format_funnel
 from pipeline.inputs import expand_inputs
 from pipeline.langid import default_lid_model
 from pipeline.model_files import ModelFile
+from pipeline.runtime import output
+from pipeline.runtime.runner import local_cores, make_pipeline, pipeline_options
 from pipeline.schema import DEAD_LETTER_SCHEMA, DOC_SCHEMA, REJECT_SCHEMA
 
 OUTPUTS = ["docs", "rejects", "dead_letters"]
 SPREAD_BELOW_FILES = 64
 log = logging.getLogger(__name__)
-
-
-def pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """Beam options from the command line; with no runner named, Beam's local runner on every core."""
-    opts = PipelineOptions(beam_args)
-    if is_local(opts):
-        direct = opts.view_as(DirectOptions)
-        if not any(a.startswith("--direct_num_workers") for a in beam_args):
-            direct.direct_num_workers = os.cpu_count() or 1
-        if not any(a.startswith("--direct_running_mode") for a in beam_args):
-            direct.direct_running_mode = "multi_processing" if direct.direct_num_workers > 1 else "in_memory"
-    return opts
-
-
-def is_local(opts: PipelineOptions) -> bool:
-    return opts.view_as(StandardOptions).runner in (None, "DirectRunner", "direct", "FnApiRunner")
-
-
-def make_pipeline(opts: PipelineOptions) -> beam.Pipeline:
-    """With no runner named, the DirectRunner's batch engine (FnApiRunner) is used directly: the
-    DirectRunner would first try to download the Prism runner, which an offline machine cannot."""
-    show_worker_progress()
-    if opts.view_as(StandardOptions).runner is None:
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-        return beam.Pipeline(runner=FnApiRunner(), options=opts)
-    return beam.Pipeline(options=opts)
 
 
 def build(p: beam.Pipeline, cfg: CCConfig, files: list[str]) -> None:
@@ -96,7 +70,7 @@ def run(cfg: CCConfig, beam_args: list[str] | None = None) -> dict:
     result.wait_until_finish()
     wall = time.time() - t0
     output.publish(cfg.output, OUTPUTS)
-    cores = opts.view_as(DirectOptions).direct_num_workers if is_local(opts) else None
+    cores = local_cores(opts)
     funnel = build_funnel(counters_of(result), [s.name for s in cfg.scorers], wall, cores)
     stats = {"job": "cc", "input_files": len(files), "config": _config_summary(cfg), **funnel}
     output.write_atomically(output.join(cfg.output, "stats.json"),

@@ -9,8 +9,8 @@ import logging
 
 import apache_beam as beam
 
-from pipeline.cc.counters import doc_bytes, inc, timed_iter
-from pipeline.cc.progress import Progress
+from pipeline.runtime.counters import doc_bytes, inc, timed_iter
+from pipeline.runtime.progress import Progress
 from pipeline.inputs import open_stream
 from pipeline.records import to_document
 from pipeline.schema import DeadLetter

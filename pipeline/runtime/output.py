@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.cc.counters import timed
+from pipeline.runtime.counters import timed
 from pipeline.inputs import join
 
 STAGING = "_staging"
