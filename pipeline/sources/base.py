@@ -1,0 +1,62 @@
+"""What a source of the mixture is, to the shared source job (`pipeline.sources.job`).
+
+A `Source` knows its download format and its cleaning; the job does everything else the same way for all
+six: files in any Beam filesystem, keys, dead letters, counting, sharded Parquet in the document schema,
+rejects with reasons, stats.json and the printed funnel.
+
+- `files(spec)`: the input files (default: `pipeline.inputs.expand_inputs`).
+- `read(path)`: stream one file, yielding `Document`s, `Rejected`s (dropped while reading, e.g. a redirect;
+  their stage must be one of `stages`) and `DeadLetter`s. Memory must stay bounded by one record.
+- `steps()`: per-document steps, in order, built once per worker (load models here).
+- `dedup_steps()`: Beam transforms over the whole run, each `(key, Document) -> (kept, rejected)`
+  (rejected as `(key, Rejected)`); they count their own `<stage>.rejected` and `<stage>.rejected_bytes`.
+- `stages`: every stage name the funnel shows, in the order documents meet them (read-time stages,
+  per-document steps, then dedup steps).
+
+Sources are plain objects that pickle: they travel to Beam workers.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any, Callable, Iterator
+
+from pipeline.schema import DeadLetter, Document, Rejected
+
+
+@dataclasses.dataclass
+class Step:
+    """A per-document step: returns the document (changed or not) to keep it, or a reason string to
+    reject it."""
+    stage: str
+    apply: Callable[[Document], "Document | str"]
+
+
+class Source:
+    name: str = ""
+    stages: tuple[str, ...] = ()
+
+    def files(self, spec: str, max_files: int | None = None) -> list[str]:
+        from pipeline.inputs import expand_inputs
+        return expand_inputs(spec, limit=max_files)
+
+    def read(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
+        raise NotImplementedError
+
+    def steps(self) -> list[Step]:
+        return []
+
+    def dedup_steps(self) -> list:
+        return []
+
+    def config(self) -> dict[str, Any]:
+        """The settings recorded in stats.json."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """The source's own command-line options (the job adds --input, --output and the common ones)."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Source":
+        return cls()

@@ -1,0 +1,28 @@
+"""`smallgiant pipeline SOURCE`: one subcommand per source, with the options every source job shares."""
+from __future__ import annotations
+
+import argparse
+
+from pipeline.sources import SOURCES, source_class
+
+
+def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipeline.sources.job import run
+    source = source_class(args.source).from_args(args)
+    run(source, args.input, args.output, beam_args, args.output_shards, args.max_files)
+    return 0
+
+
+def add_parsers(sources) -> None:
+    for name in SOURCES:
+        cls = source_class(name)
+        doc = (cls.__doc__ or name).strip()
+        p = sources.add_parser(name, help=doc.splitlines()[0], description=doc,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--input", required=True, help="files, globs or directories on any Beam filesystem "
+                                                      "(comma-separated)")
+        p.add_argument("--output", required=True, help="output directory: docs/, rejects/, dead_letters/, stats.json")
+        p.add_argument("--output-shards", type=int, help="Parquet files per output (default: one per input file)")
+        p.add_argument("--max-files", type=int, help="read at most this many input files")
+        cls.add_arguments(p)
+        p.set_defaults(func=_run)
