@@ -1,0 +1,235 @@
+"""The token shard format: the one definition, with the writer the shard job uses and the reader the
+trainer uses. NumPy and the standard library only, so the trainer needs nothing else.
+
+A dataset is a directory:
+
+    dataset.json          the dataset manifest: format, tokenizer, totals, per-source figures, every shard
+    shard-00000.bin       tokens, little-endian uint16, documents back to back, each ending with EOS
+    shard-00000.idx       little-endian int64: where each document that *starts* in this shard starts
+    shard-00000.json      the shard's metadata: format version, tokenizer hash, tokens, documents,
+                          per-source token counts, SHA-256 of the .bin and .idx files
+
+Shards hold exactly `shard_tokens` tokens (the last one fewer). The token stream is one sequence cut into
+shards: a document may continue into the next shard. The tokens of a shard before its first document
+start (`continued_tokens` in its metadata) are the end of a document that began in an earlier shard.
+`dataset.json` is written last; a directory without it is not a dataset.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+FORMAT = "smallgiant-tokens"
+FORMAT_VERSION = 1
+TOKEN_DTYPE = np.dtype("<u2")
+INDEX_DTYPE = np.dtype("<i8")
+MANIFEST = "dataset.json"
+
+
+class ShardFormatError(ValueError):
+    """A dataset or shard that is not in this format, or whose bytes do not match their checksum."""
+
+
+def shard_name(index: int) -> str:
+    return f"shard-{index:05d}"
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str, chunk: int = 1 << 24) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _local_writer(path: str):
+    return open(path, "wb")
+
+
+def write_shard(directory: str, index: int, tokens: np.ndarray, doc_starts: np.ndarray,
+                source_tokens: dict[str, int], tokenizer_sha256: str,
+                open_write: Callable[[str], Any] = _local_writer) -> dict[str, Any]:
+    """Write one shard's three files; return its metadata (also its entry in dataset.json).
+    `open_write` opens a path for writing (a Beam filesystem's `create` on a cluster)."""
+    if tokens.dtype != TOKEN_DTYPE:
+        raise ShardFormatError(f"tokens must be uint16, got {tokens.dtype}")
+    starts = np.asarray(doc_starts, dtype=INDEX_DTYPE)
+    if len(starts) and (starts[0] < 0 or starts[-1] >= len(tokens) or np.any(np.diff(starts) <= 0)):
+        raise ShardFormatError("document starts must be increasing offsets inside the shard")
+    name = shard_name(index)
+    token_bytes, index_bytes = tokens.tobytes(), starts.tobytes()
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "tokenizer_sha256": tokenizer_sha256,
+        "tokens": int(len(tokens)), "documents": int(len(starts)),
+        "continued_tokens": int(starts[0]) if len(starts) else int(len(tokens)),
+        "sources": {k: int(v) for k, v in sorted(source_tokens.items())},
+        "sha256": {"bin": sha256_bytes(token_bytes), "idx": sha256_bytes(index_bytes)},
+    }
+    for suffix, data in ((".bin", token_bytes), (".idx", index_bytes),
+                         (".json", json.dumps(meta, indent=1, sort_keys=True).encode())):
+        with open_write(os.path.join(directory, name + suffix)) as f:
+            f.write(data)
+    return meta
+
+
+def write_manifest(directory: str, shards: list[dict[str, Any]], header: dict[str, Any],
+                   open_write: Callable[[str], Any] = _local_writer) -> dict[str, Any]:
+    """Write dataset.json (last, atomically where the filesystem renames) from the shards' metadata."""
+    shards = sorted(shards, key=lambda s: s["name"])
+    expected = [shard_name(i) for i in range(len(shards))]
+    if [s["name"] for s in shards] != expected:
+        raise ShardFormatError(f"shards are not numbered 0..{len(shards) - 1}")
+    per_source: dict[str, int] = {}
+    for s in shards:
+        for src, n in s["sources"].items():
+            per_source[src] = per_source.get(src, 0) + n
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **header,
+                "num_tokens": sum(s["tokens"] for s in shards),
+                "num_documents": sum(s["documents"] for s in shards),
+                "source_tokens": dict(sorted(per_source.items())),
+                "shards": [{k: s[k] for k in ("name", "tokens", "documents", "continued_tokens", "sources", "sha256")}
+                           for s in shards]}
+    data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+    path = os.path.join(directory, MANIFEST)
+    if open_write is _local_writer:
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    else:
+        with open_write(path) as f:
+            f.write(data)
+    return manifest
+
+
+def pack(documents: Iterable[tuple[str, np.ndarray]], shard_tokens: int
+         ) -> Iterator[tuple[np.ndarray, np.ndarray, dict[str, int]]]:
+    """Cut a stream of (source, tokens) documents into shards of exactly `shard_tokens` tokens (the last
+    fewer): yields (tokens, document starts, tokens per source) per shard."""
+    if shard_tokens < 1:
+        raise ShardFormatError("shard_tokens must be >= 1")
+    buf = np.empty(shard_tokens, dtype=TOKEN_DTYPE)
+    fill, starts, sources = 0, [], {}
+    for source, tokens in documents:
+        tokens = np.asarray(tokens, dtype=TOKEN_DTYPE)
+        pos, first = 0, True
+        while pos < len(tokens):
+            take = min(shard_tokens - fill, len(tokens) - pos)
+            if first:
+                starts.append(fill)
+                first = False
+            buf[fill:fill + take] = tokens[pos:pos + take]
+            sources[source] = sources.get(source, 0) + take
+            fill, pos = fill + take, pos + take
+            if fill == shard_tokens:
+                yield buf.copy(), np.array(starts, dtype=INDEX_DTYPE), sources
+                fill, starts, sources = 0, [], {}
+    if fill:
+        yield buf[:fill].copy(), np.array(starts, dtype=INDEX_DTYPE), sources
+
+
+def write_token_dataset(directory: str, documents: Iterable[tuple[str, np.ndarray]], shard_tokens: int,
+                        vocab_size: int, eos_id: int = 2, bos_id: int = 1, tokenizer_sha256: str = "",
+                        extra: dict[str, Any] | None = None) -> str:
+    """Write (source, tokens ending with EOS) documents, in the order given, as a dataset; return its
+    directory. One process, local disk: for tests, tools and small sets (the shard job writes big ones)."""
+    os.makedirs(directory, exist_ok=True)
+    if vocab_size > np.iinfo(TOKEN_DTYPE).max + 1:
+        raise ShardFormatError(f"vocabulary of {vocab_size} does not fit uint16 tokens")
+    shards = [write_shard(directory, i, toks, starts, srcs, tokenizer_sha256)
+              for i, (toks, starts, srcs) in enumerate(pack(documents, shard_tokens))]
+    header = {"vocab_size": vocab_size, "eos_id": eos_id, "bos_id": bos_id, "shard_tokens": shard_tokens,
+              "tokenizer": {"sha256": tokenizer_sha256}, **(extra or {})}
+    write_manifest(directory, shards, header)
+    return directory
+
+
+class TokenDataset:
+    """Random access to the token stream of a dataset, memory-mapped. Each shard's checksums are
+    verified the first time it is opened (`verify=False` trusts the files)."""
+
+    def __init__(self, path: str, verify: bool = True):
+        self.directory = os.path.dirname(path) if path.endswith(".json") else path
+        manifest_path = os.path.join(self.directory, MANIFEST)
+        if not os.path.exists(manifest_path):
+            raise FileNotFoundError(f"{manifest_path} not found: not a token dataset, or its build did not finish")
+        with open(manifest_path, "rb") as f:
+            self.manifest = json.load(f)
+        if self.manifest.get("format") != FORMAT or self.manifest.get("format_version") != FORMAT_VERSION:
+            raise ShardFormatError(f"{manifest_path}: format {self.manifest.get('format')!r} version "
+                                   f"{self.manifest.get('format_version')!r}; this reader knows {FORMAT} {FORMAT_VERSION}")
+        self.verify = verify
+        self.shards = self.manifest["shards"]
+        self.num_tokens = int(self.manifest["num_tokens"])
+        self.vocab_size = int(self.manifest["vocab_size"])
+        self.eos_id, self.bos_id = int(self.manifest["eos_id"]), int(self.manifest["bos_id"])
+        self.tokenizer_sha256 = self.manifest.get("tokenizer", {}).get("sha256", "")
+        self._offsets = np.cumsum([0] + [s["tokens"] for s in self.shards]).tolist()
+        self._open: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.num_tokens
+
+    def _shard(self, i: int) -> np.ndarray:
+        arr = self._open.get(i)
+        if arr is None:
+            entry = self.shards[i]
+            path = os.path.join(self.directory, entry["name"] + ".bin")
+            if self.verify:
+                for suffix in ("bin", "idx"):
+                    got = sha256_file(os.path.join(self.directory, f"{entry['name']}.{suffix}"))
+                    if got != entry["sha256"][suffix]:
+                        raise ShardFormatError(f"{entry['name']}.{suffix}: checksum {got} does not match "
+                                               f"{entry['sha256'][suffix]} in {MANIFEST}: the file is damaged")
+            size = os.path.getsize(path)
+            if size != entry["tokens"] * TOKEN_DTYPE.itemsize:
+                raise ShardFormatError(f"{path}: {size} bytes, expected {entry['tokens']} tokens")
+            arr = self._open[i] = np.memmap(path, dtype=TOKEN_DTYPE, mode="r") if size else np.empty(0, TOKEN_DTYPE)
+        return arr
+
+    def read(self, start: int, length: int) -> np.ndarray:
+        """Tokens [start, start + length) of the whole stream, as a new uint16 array."""
+        if start < 0 or length < 0 or start + length > self.num_tokens:
+            raise IndexError(f"tokens [{start}, {start + length}) outside a dataset of {self.num_tokens}")
+        out = np.empty(length, dtype=TOKEN_DTYPE)
+        done = 0
+        i = bisect.bisect_right(self._offsets, start) - 1
+        while done < length:
+            local = start + done - self._offsets[i]
+            take = min(length - done, self.shards[i]["tokens"] - local)
+            out[done:done + take] = self._shard(i)[local:local + take]
+            done += take
+            i += 1
+        return out
+
+    def num_sequences(self, seq_len: int) -> int:
+        return max(0, (self.num_tokens - 1) // seq_len)
+
+    def sequence(self, i: int, seq_len: int) -> np.ndarray:
+        """seq_len + 1 tokens starting at i * seq_len: inputs are [:-1], targets [1:]."""
+        if not 0 <= i < self.num_sequences(seq_len):
+            raise IndexError(f"sequence {i} of length {seq_len} outside {self.num_sequences(seq_len)} sequences")
+        return self.read(i * seq_len, seq_len + 1)
+
+    def document_starts(self, shard: int) -> np.ndarray:
+        """Global offsets of the documents that start in `shard`."""
+        entry = self.shards[shard]
+        local = np.fromfile(os.path.join(self.directory, entry["name"] + ".idx"), dtype=INDEX_DTYPE)
+        self._shard(shard)  # verifies the shard's checksums once
+        return local + self._offsets[shard]
+
+    def documents(self) -> Iterator[np.ndarray]:
+        """Every document's tokens, in stream order (a document ends where the next starts)."""
+        starts = np.concatenate([self.document_starts(i) for i in range(len(self.shards))] or [np.empty(0, INDEX_DTYPE)])
+        bounds = starts.tolist() + [self.num_tokens]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            yield self.read(a, b - a)
