@@ -1,0 +1,328 @@
+"""The shard job (Apache Beam): the curated documents of every source of a manifest -> token shards in the
+manifest's mixture (`tokenizer.shard_format`), globally shuffled with the manifest's seed.
+
+Graph: read Parquet documents -> encode with SentencePiece (one processor per worker), append EOS ->
+tokens per source, as a histogram by subsample hash -> the plan (`tokenizer.mixture`) -> every copy of
+every document with its position p -> range buckets of p, each sorted -> global offsets from the buckets'
+sizes -> pieces cut at shard boundaries -> one writer per shard. No step holds more than one bucket or one
+shard; nothing depends on the runner's bundling, so the same inputs and seed give the same bytes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+
+from pipeline.model_files import ModelFile
+from pipeline.runtime import output
+from pipeline.runtime.counters import inc, timed, timed_iter
+from pipeline.runtime.funnel import counters_of
+from pipeline.runtime.progress import Progress
+from pipeline.runtime.runner import local_cores, make_pipeline, pipeline_options
+from tokenizer import mixture, shard_format
+from tokenizer.manifest import Manifest
+
+TOKENIZER_FILE = "tokenizer.model"
+PLAN_FILE = "plan.json"
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ShardConfig:
+    manifest: Manifest
+    tokenizer: str                   # a directory holding tokenizer.model
+    output: str
+    total_tokens: int | None = None  # overrides the manifest's
+    shard_tokens: int | None = None  # overrides the manifest's
+    bucket_tokens: int | None = None  # tokens per sort bucket (default: shard_tokens)
+    seed: int | None = None          # overrides the manifest's
+
+    @property
+    def the_seed(self) -> int:
+        return self.manifest.seed if self.seed is None else self.seed
+
+    @property
+    def the_shard_tokens(self) -> int:
+        return self.shard_tokens or self.manifest.shard_tokens
+
+    @property
+    def the_total(self) -> int | None:
+        return self.total_tokens if self.total_tokens is not None else self.manifest.total_tokens
+
+
+def tokenizer_model(directory: str) -> str:
+    return output.join(directory, TOKENIZER_FILE)
+
+
+class ReadTexts(beam.DoFn):
+    """(source, Parquet file) -> (source, document id, text), streamed in batches."""
+
+    def process(self, item):
+        source, path = item
+        import pyarrow.parquet as pq
+        from apache_beam.io.filesystems import FileSystems
+        with FileSystems.open(path) as f:
+            for batch in pq.ParquetFile(f).iter_batches(columns=["id", "text"], batch_size=1024):
+                for doc_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist()):
+                    if not text:
+                        inc(f"tokenize.{source}.empty_documents")
+                        continue
+                    yield source, doc_id, text
+
+
+class Encode(beam.DoFn):
+    """(source, id, text) -> (source, id, uint16 token bytes ending with EOS)."""
+
+    def __init__(self, model: ModelFile):
+        self.model = model
+
+    def setup(self):
+        import sentencepiece as spm
+        self.sp = spm.SentencePieceProcessor(model_file=self.model.local_path())
+        self.eos = self.sp.eos_id()
+        self.progress = Progress("documents tokenized on this worker")
+
+    def process(self, item):
+        source, doc_id, text = item
+        with timed("tokenize"):
+            ids = self.sp.encode(text)
+            ids.append(self.eos)
+            tokens = np.asarray(ids, dtype=shard_format.TOKEN_DTYPE).tobytes()
+        inc(f"tokenize.{source}.documents")
+        inc(f"tokenize.{source}.tokens", len(ids))
+        inc(f"tokenize.{source}.bytes", len(text.encode("utf-8", "surrogatepass")))
+        self.progress.tick()
+        yield source, doc_id, tokens
+
+
+class TokenHistogram(beam.CombineFn):
+    """Per source: tokens by subsample bucket, and the number of documents."""
+
+    def create_accumulator(self):
+        return np.zeros(mixture.HIST_BUCKETS, dtype=np.int64), 0
+
+    def add_input(self, acc, item):
+        hist, n = acc
+        bucket, tokens = item
+        hist[bucket] += tokens
+        return hist, n + 1
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        return sum(a[0] for a in accs), sum(a[1] for a in accs)
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _make_plan(hists: dict, cfg_sources, total: int | None, shard_tokens: int, bucket_tokens: int) -> dict:
+    plans = mixture.make_plan(cfg_sources, {k: v[0] for k, v in hists.items()},
+                              {k: v[1] for k, v in hists.items()}, total)
+    planned = sum(p.planned_tokens for p in plans.values())
+    return {"sources": plans, "planned_tokens": planned,
+            "buckets": mixture.n_buckets(planned, bucket_tokens), "shard_tokens": shard_tokens}
+
+
+def _copies(item, plan: dict, seed: int):
+    source, doc_id, tokens = item
+    for r, p in plan["sources"][source].copies(seed, doc_id):
+        yield mixture.bucket_of(p, plan["buckets"]), (p, source, doc_id, r, tokens)
+
+
+class CutBucket(beam.DoFn):
+    """A sorted bucket of copies -> (shard, (offset in shard, starts a document, source, tokens))."""
+
+    def process(self, group, totals: dict, plan: dict):
+        bucket, copies = group
+        offset = sum(n for b, n in totals.items() if b < bucket)
+        size = plan["shard_tokens"]
+        for _, source, _, _, tokens in sorted(copies, key=lambda c: c[:4]):
+            toks = np.frombuffer(tokens, dtype=shard_format.TOKEN_DTYPE)
+            pos = 0
+            while pos < len(toks):
+                shard, local = divmod(offset, size)
+                take = min(size - local, len(toks) - pos)
+                yield shard, (local, pos == 0, source, toks[pos:pos + take].tobytes())
+                pos, offset = pos + take, offset + take
+
+
+class WriteShard(beam.DoFn):
+    def __init__(self, directory: str, tokenizer_sha256: str):
+        self.directory, self.tokenizer_sha256 = directory, tokenizer_sha256
+
+    def process(self, group):
+        from apache_beam.io.filesystems import FileSystems
+        shard, pieces = group
+        with timed("write"):
+            pieces = sorted(pieces)
+            tokens = np.frombuffer(b"".join(p[3] for p in pieces), dtype=shard_format.TOKEN_DTYPE)
+            starts = np.array([p[0] for p in pieces if p[1]], dtype=shard_format.INDEX_DTYPE)
+            sources: dict[str, int] = {}
+            for _, _, source, data in pieces:
+                sources[source] = sources.get(source, 0) + len(data) // 2
+            meta = shard_format.write_shard(self.directory, shard, tokens, starts, sources,
+                                            self.tokenizer_sha256, open_write=FileSystems.create)
+        inc("write.shards")
+        yield meta["name"]
+
+
+def _write_json(path: str, data: Any) -> None:
+    output.write_atomically(path, json.dumps(data, indent=1, sort_keys=True, default=_plain).encode())
+
+
+def _plain(obj):
+    if isinstance(obj, mixture.SourcePlan):
+        return obj.summary()
+    if isinstance(obj, np.integer):
+        return int(obj)
+    raise TypeError(type(obj).__name__)
+
+
+def build(p: beam.Pipeline, cfg: ShardConfig, files: list[tuple[str, str]], model: ModelFile,
+          tokenizer_sha256: str, staging: str) -> None:
+    m, seed = cfg.manifest, cfg.the_seed
+    sources = [(s.name, s.share, s.epochs) for s in m.sources]
+    shard_tokens = cfg.the_shard_tokens
+    bucket_tokens = cfg.bucket_tokens or shard_tokens
+    total = cfg.the_total
+    docs = (p | "Files" >> beam.Create(files) | "Spread files" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(ReadTexts()) | "Spread documents" >> beam.Reshuffle()
+            | "Encode" >> beam.ParDo(Encode(model)))
+    hists = (docs | "Subsample buckets" >> beam.Map(
+                lambda d: (d[0], (mixture.doc_bucket(seed, d[0], d[1]), len(d[2]) // 2)))
+             | "Histograms" >> beam.CombinePerKey(TokenHistogram()))
+    plan = (hists | "All histograms" >> beam.combiners.ToDict()
+            | "Plan" >> beam.Map(_make_plan, sources, total, shard_tokens, bucket_tokens))
+    _ = plan | "Save plan" >> beam.Map(lambda pl: _write_json(output.join(staging, PLAN_FILE), pl))
+    copies = docs | "Copies" >> beam.FlatMap(_copies, beam.pvalue.AsSingleton(plan), seed)
+    totals = (copies | "Copy sizes" >> beam.Map(lambda kv: (kv[0], len(kv[1][4]) // 2))
+              | "Bucket sizes" >> beam.CombinePerKey(sum) | "Size table" >> beam.combiners.ToDict())
+    (copies | "Group buckets" >> beam.GroupByKey()
+     | "Cut at shard boundaries" >> beam.ParDo(CutBucket(), beam.pvalue.AsSingleton(totals),
+                                               beam.pvalue.AsSingleton(plan))
+     | "Group shards" >> beam.GroupByKey()
+     | "Write shards" >> beam.ParDo(WriteShard(staging, tokenizer_sha256)))
+
+
+def _publish(out: str, staging: str) -> None:
+    """Replace the previous dataset: first its manifest goes (the directory stops being a dataset), then
+    its shards, then the new shards move in; the new manifest is written last by the caller."""
+    from apache_beam.io.filesystems import FileSystems
+    manifest = output.join(out, shard_format.MANIFEST)
+    if FileSystems.exists(manifest):
+        FileSystems.delete([manifest])
+    old = [m.path for r in FileSystems.match([output.join(out, "shard-*")]) for m in r.metadata_list]
+    if old:
+        FileSystems.delete(old)
+    staged = [m.path for r in FileSystems.match([output.join(staging, "shard-*")]) for m in r.metadata_list]
+    FileSystems.rename(staged, [output.join(out, m.rsplit("/", 1)[-1]) for m in staged])
+
+
+def _read_json(path: str) -> Any:
+    from apache_beam.io.filesystems import FileSystems
+    with FileSystems.open(path) as f:
+        return json.loads(f.read())
+
+
+def mixture_report(shards: list[dict], plan: dict) -> dict[str, Any]:
+    """Realised shares and epochs per source, over the whole output and in the worst full shard."""
+    total = sum(s["tokens"] for s in shards)
+    full = [s for s in shards if s["tokens"] == plan["shard_tokens"]] or shards
+    out = {}
+    for name, sp in plan["sources"].items():
+        tokens = sum(s["sources"].get(name, 0) for s in shards)
+        share = tokens / total if total else 0.0
+        worst = max((abs(s["sources"].get(name, 0) / s["tokens"] - sp["share"]) for s in full if s["tokens"]),
+                    default=0.0)
+        out[name] = {"target_share": sp["share"], "share": round(share, 6),
+                     "target_epochs": sp["target_epochs"],
+                     "epochs": round(tokens / sp["available_tokens"], 6) if sp["available_tokens"] else 0.0,
+                     "tokens": tokens, "available_tokens": sp["available_tokens"],
+                     "documents": sp["available_documents"], "budget_tokens": sp["budget_tokens"],
+                     "max_shard_share_deviation": round(worst, 6)}
+    return out
+
+
+def source_files(manifest: Manifest) -> list[tuple[str, str]]:
+    return [(s.name, f) for s in manifest.sources if s.share > 0 for f in manifest.files(s.name)]
+
+
+def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> dict:
+    """Build the dataset in cfg.output; print and return its summary."""
+    import sentencepiece as spm
+    model_path = tokenizer_model(cfg.tokenizer)
+    with open(model_path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    sp = spm.SentencePieceProcessor(model_file=model_path)
+    if sp.get_piece_size() > 65536:
+        raise ValueError(f"vocabulary of {sp.get_piece_size()} does not fit the uint16 shard format")
+    files = source_files(cfg.manifest)
+    staging = output.join(cfg.output, output.STAGING)
+    output.clear_staging(cfg.output)
+    opts = pipeline_options(beam_args or [])
+    t0 = time.time()
+    p = make_pipeline(opts)
+    build(p, cfg, files, ModelFile(model_path), sha, staging)
+    result = p.run()
+    result.wait_until_finish()
+    plan = _read_json(output.join(staging, PLAN_FILE))
+    shards = [_read_json(output.join(staging, shard_format.shard_name(i) + ".json"))
+              for i in range(-(-plan["planned_tokens"] // plan["shard_tokens"]))]
+    _publish(cfg.output, staging)
+    wall = time.time() - t0
+    counters = counters_of(result)
+    header = {"vocab_size": sp.get_piece_size(), "eos_id": sp.eos_id(), "bos_id": sp.bos_id(),
+              "shard_tokens": plan["shard_tokens"], "seed": cfg.the_seed,
+              "tokenizer": {"path": cfg.tokenizer, "sha256": sha},
+              "manifest": {"name": cfg.manifest.name, "path": cfg.manifest.path},
+              "target_total_tokens": cfg.the_total,
+              "mixture": mixture_report(shards, plan)}
+    manifest = shard_format.write_manifest(cfg.output, shards, header, open_write=_atomic_writer)
+    output.clear_staging(cfg.output)
+    summary = _summary(manifest, counters, wall, local_cores(opts))
+    _write_json(output.join(cfg.output, "stats.json"), summary)
+    print(format_summary(summary), flush=True)
+    return summary
+
+
+def _atomic_writer(path: str):
+    import io
+
+    class _Atomic(io.BytesIO):
+        def close(self):
+            output.write_atomically(path, self.getvalue())
+            super().close()
+    return _Atomic()
+
+
+def _summary(manifest: dict, counters: dict[str, int], wall: float, cores: int | None) -> dict[str, Any]:
+    encoded = sum(v for k, v in counters.items() if k.startswith("tokenize.") and k.endswith(".tokens"))
+    text_bytes = sum(v for k, v in counters.items() if k.startswith("tokenize.") and k.endswith(".bytes"))
+    return {"job": "shards", "num_tokens": manifest["num_tokens"], "num_documents": manifest["num_documents"],
+            "shards": len(manifest["shards"]), "shard_tokens": manifest["shard_tokens"],
+            "mixture": manifest["mixture"], "tokens_encoded": encoded, "text_bytes_encoded": text_bytes,
+            "bytes_per_token": round(text_bytes / encoded, 4) if encoded else None,
+            "encode_seconds": round(counters.get("tokenize.us", 0) / 1e6, 3),
+            "wall_seconds": round(wall, 2), "cores": cores,
+            "tokens_per_second": round(encoded / wall, 1) if wall else None,
+            "tokens_per_second_per_core": round(encoded / wall / cores, 1) if wall and cores else None}
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    lines = [f"{'source':<15}{'docs':>9}{'unique tok':>12}{'tokens':>12}{'share':>8}{'target':>8}"
+             f"{'epochs':>8}{'target':>8}{'worst shard':>12}"]
+    for name, m in s["mixture"].items():
+        lines.append(f"{name:<15}{m['documents']:>9,}{m['available_tokens']:>12,}{m['tokens']:>12,}"
+                     f"{m['share']:>8.2%}{m['target_share']:>8.2%}{m['epochs']:>8.3f}{m['target_epochs']:>8.2f}"
+                     f"{m['max_shard_share_deviation']:>12.2%}")
+    lines.append(f"{s['num_tokens']:,} tokens ({s['num_documents']:,} document copies) in {s['shards']} shards of "
+                 f"{s['shard_tokens']:,}; encoded {s['tokens_encoded']:,} tokens "
+                 f"({s['bytes_per_token'] or 0:.2f} bytes/token) in {s['wall_seconds']:.1f} s"
+                 + (f": {s['tokens_per_second_per_core']:,.0f} tokens/s per core" if s["tokens_per_second_per_core"] else ""))
+    return "\n".join(lines)
