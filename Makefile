@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 KENLM := 0.3.0
 LMPLZ := $(BIN)/lmplz
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ setup: $(STAMP) $(LMPLZ)
 demo: setup
 	$(BIN)/smallgiant demo --output build/demo
 
-test: setup
+# the report test renders the demo's report.html in Debian's chromium
+browser:
+	sh tools/install_chromium.sh
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 clean:
