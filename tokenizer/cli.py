@@ -1,0 +1,70 @@
+"""The `smallgiant tokenizer` command: `train` (the SentencePiece tokenizer on a manifest's mixture).
+`add_parser` returns the steps' subparsers so that further steps (the shard builder) attach to them."""
+from __future__ import annotations
+
+import argparse
+
+
+def _train(args: argparse.Namespace, extra_args: list[str]) -> int:
+    from tokenizer.manifest import load_manifest
+    from tokenizer.train import train_tokenizer
+    manifest = load_manifest(args.manifest, root=args.data_root)
+    report = train_tokenizer(manifest, args.output, vocab_size=args.vocab_size, sample_docs=args.sample_docs,
+                             seed=args.seed, held_out_docs=args.held_out_docs, held_out_share=args.held_out_share,
+                             threads=args.threads)
+    print(summary(report, args.output))
+    return 0
+
+
+def summary(report: dict, output: str) -> str:
+    """What was sampled, how long it took, and bytes per token on the held-out text."""
+    from tokenizer.report import format_table
+    secs, text = report["seconds"], report["training_text"]
+    read = sum(s["documents_read"] for s in report["sample"].values())
+    lines = [f"sample ({report['manifest']['name']}): {text['bytes'] / 1e6:,.1f} MB, {text['lines']:,} lines, from "
+             f"{read:,} documents read in {secs['sampling']:.1f} s ({read / max(secs['sampling'], 1e-9):,.0f} docs/s)"]
+    for name, s in report["sample"].items():
+        lines.append(f"  {name:14} share {s['share']:6.1%} -> {s['byte_share']:6.1%} of the bytes: "
+                     f"{s['used_documents']:,} of {s['documents_read']:,} documents, {s['bytes'] / 1e6:,.2f} MB")
+    mb_s = text["bytes"] / 1e6 / max(secs["training"], 1e-9)
+    lines.append(f"SentencePiece BPE, vocabulary {report['vocab_size']:,}: trained in {secs['training']:.1f} s "
+                 f"({mb_s:.2f} MB/s, {report['settings']['threads']} threads); Hugging Face tokenizer identical "
+                 f"on {report['hf_identical_lines']:,} held-out lines")
+    lines.append("bytes per token on held-out documents:")
+    lines.append(_indent(format_table(report["held_out"])))
+    lines.append(f"tokenizer.model, tokenizer.vocab, hf/ and report.json in {output} ({secs['total']:.1f} s)")
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def add_parser(jobs) -> argparse._SubParsersAction:
+    """Add `tokenizer` to the top-level subparsers; its steps' subparsers are returned."""
+    from tokenizer.train import DEFAULT_HELD_OUT_DOCS, DEFAULT_HELD_OUT_SHARE, DEFAULT_SAMPLE_DOCS
+    tok = jobs.add_parser("tokenizer", help="the SentencePiece tokenizer and the mixture's token shards",
+                          description="Train LLaMA's SentencePiece BPE tokenizer on a manifest's mixture.")
+    steps = tok.add_subparsers(dest="step", metavar="STEP", required=True)
+    t = steps.add_parser("train", help="SentencePiece BPE with LLaMA-1's settings on a sample in the mixture's shares",
+                         description="Draws documents from every source of the manifest in its share (streamed, "
+                                     "bounded memory), trains SentencePiece BPE with LLaMA-1's settings and writes "
+                                     "tokenizer.model, tokenizer.vocab, a Hugging Face directory hf/ "
+                                     "(LlamaTokenizerFast) and report.json (bytes per token on held-out documents).")
+    t.add_argument("--manifest", required=True, help="a mixture manifest (data_manifests/*.yaml)")
+    t.add_argument("--output", required=True, help="output directory (replaced when training succeeds)")
+    t.add_argument("--data-root", help="directory or URL the manifest's relative paths resolve against "
+                                       "(default: the manifest's directory)")
+    t.add_argument("--vocab-size", type=int, default=32000)
+    t.add_argument("--sample-docs", type=int, default=DEFAULT_SAMPLE_DOCS,
+                   help="documents drawn for training, split over the sources in their shares "
+                        f"(default {DEFAULT_SAMPLE_DOCS:,})")
+    t.add_argument("--held-out-docs", type=int, default=DEFAULT_HELD_OUT_DOCS,
+                   help="held-out documents per source for the bytes-per-token report")
+    t.add_argument("--held-out-share", type=float, default=DEFAULT_HELD_OUT_SHARE,
+                   help="share of documents (by a hash of their id) never used for training")
+    t.add_argument("--seed", type=int, default=0, help="sampling and SentencePiece seed")
+    t.add_argument("--threads", type=int, help="SentencePiece threads (default: every core; part of what "
+                                               "makes the model byte-identical)")
+    t.set_defaults(func=_train, beam=False)
+    return steps
