@@ -20,6 +20,7 @@ import tempfile
 import time
 from typing import Iterable, Iterator
 
+from pipeline.lm.train import working_directory
 from tokenizer.manifest import Manifest
 from tokenizer.sample import MAX_DOC_CHARS, SourceSample, draw_sample, mixture_texts
 
@@ -119,7 +120,7 @@ def _train_sentencepiece(work: str, vocab_size: int, seed: int, threads: int, li
     log.info("training SentencePiece BPE, vocabulary %d, %d threads, on %d lines", vocab_size, threads, n_lines)
     sentencepiece.set_random_generator_seed(seed)  # SentencePiece draws a fresh seed per run otherwise
     verbosity = 0 if log.isEnabledFor(logging.DEBUG) else 2  # SentencePiece's own progress with -v
-    with _working_directory(work):
+    with working_directory(work):
         try:
             sentencepiece.SentencePieceTrainer.train(input="sample.txt", model_prefix="tokenizer",
                                                      vocab_size=vocab_size, num_threads=threads,
@@ -191,18 +192,6 @@ def _staging(output: str):
     os.replace(tmp, output)
     if old:
         shutil.rmtree(old)
-
-
-@contextlib.contextmanager
-def _working_directory(path: str):
-    """SentencePiece records its input and output paths in the model: training on relative paths from
-    inside the work directory keeps them, and so the model's bytes, the same wherever it runs."""
-    before = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(before)
 
 
 def _write_json(path: str, data: dict) -> None:

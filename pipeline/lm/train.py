@@ -71,7 +71,7 @@ def train_language_model(pattern: str, language: str, output_dir: str, order: in
         if lines == 0:
             raise ValueError(f"no text in {pattern!r}")
         sp_prefix = os.path.join(tmp, f"{language}.sp")
-        with _working_directory(tmp):
+        with working_directory(tmp):
             sentencepiece.SentencePieceTrainer.train(
                 input="corpus.txt", model_prefix=f"{language}.sp", vocab_size=vocab_size, hard_vocab_limit=False,
                 character_coverage=0.9995, input_sentence_size=2_000_000, shuffle_input_sentence=True,
@@ -99,7 +99,7 @@ def train_language_model(pattern: str, language: str, output_dir: str, order: in
 
 
 @contextlib.contextmanager
-def _working_directory(path: str):
+def working_directory(path: str):
     """SentencePiece records its input and output paths in the model: training with relative paths
     from inside the temporary directory keeps them (and so the model bytes) the same wherever it runs."""
     before = os.getcwd()
