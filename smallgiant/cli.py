@@ -155,7 +155,7 @@ def _add_classifier(jobs) -> None:
 
 def _demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     from smallgiant.demo import run_demo
-    return run_demo(args.output, beam_args)
+    return run_demo(args.output, beam_args, force=args.force)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,9 +174,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_classifier(jobs)
 
-    demo = jobs.add_parser("demo", help="run the end-to-end demo on the embedded sample",
-                           description="Writes the embedded sample crawl and runs the curation job on it.")
+    from tokenizer.cli import add_parser as add_tokenizer
+    from tokenizer.shards_cli import add_step as add_shards
+    add_shards(add_tokenizer(jobs))
+
+    demo = jobs.add_parser("demo", help="run the end-to-end demo on the embedded samples",
+                           description="Every stage in order on the embedded samples: curation of the seven "
+                                       "sources, the reference classifier, the tokenizer, mixture shards, the "
+                                       "tiny model trained on the CPU and a sample generation; then "
+                                       "report.html. Stages whose outputs are up to date are skipped.")
     demo.add_argument("--output", default="build/demo", help="demo directory (default: build/demo)")
+    demo.add_argument("--force", action="store_true", help="run every stage again, up to date or not")
     demo.set_defaults(func=_demo)
     return parser
 
