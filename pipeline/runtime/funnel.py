@@ -3,8 +3,8 @@ language histogram, throughput. Written to stats.json and printed at the end of 
 
 Counters follow one naming rule (`pipeline.runtime.counters`): `read.records`, `read.docs_out`,
 `read.bytes_out`, `read.dead_letters`, `read.skipped_records`; per stage `<stage>.rejected`,
-`<stage>.rejected_bytes`, `<stage>.trimmed_bytes` (bytes a stage removed from documents it kept) and
-`<stage>.us`; `kept.docs`, `kept.bytes` and `language.<code>` for what was written.
+`<stage>.rejected_bytes`, `<stage>.trimmed_bytes` (bytes a stage removed from documents it kept),
+`<stage>.merged` (documents folded into others, e.g. answers into their question) and `<stage>.us`; `kept.docs`, `kept.bytes` and `language.<code>` for what was written.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def read_row(c: dict[str, int]) -> dict[str, Any]:
 def stage_row(c: dict[str, int], stage: str, docs: int, size: int) -> dict[str, Any]:
     """A stage that rejects some documents and may trim others, fed `docs` documents of `size` bytes."""
     g = lambda name: c.get(f"{stage}.{name}", 0)  # noqa: E731
-    return {"stage": stage, "docs_in": docs, "docs_out": docs - g("rejected"), "bytes_in": size,
+    return {"stage": stage, "docs_in": docs, "docs_out": docs - g("rejected") - g("merged"), "bytes_in": size,
             "bytes_out": size - g("rejected_bytes") - g("trimmed_bytes"), "seconds": g("us") / 1e6}
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 
 from pipeline.sources import SOURCES, source_class
 
@@ -16,7 +17,7 @@ def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
 def add_parsers(sources) -> None:
     for name in SOURCES:
         cls = source_class(name)
-        doc = (cls.__doc__ or name).strip()
+        doc = inspect.cleandoc(cls.__doc__ or name)
         p = sources.add_parser(name, help=doc.splitlines()[0], description=doc,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--input", required=True, help="files, globs or directories on any Beam filesystem "
