@@ -27,7 +27,7 @@ import xxhash
 from apache_beam.io.filesystems import FileSystems
 
 from classifier.urls import normalize_url
-from classifier.wikidump import DumpError, is_article, iter_pages, reference_urls
+from classifier.wikidump import reference_urls
 from pipeline.cc import read
 from pipeline.runtime import output
 from pipeline.runtime.counters import inc
@@ -36,6 +36,7 @@ from pipeline.runtime.runner import make_pipeline, pipeline_options
 from pipeline.doc_files import iter_rows, local_files
 from pipeline.inputs import expand_inputs, open_stream
 from pipeline.schema import DEAD_LETTER_SCHEMA, DeadLetter
+from pipeline.wikidump import DumpError, is_article, iter_pages
 
 LABELS = {1: "__label__ref", 0: "__label__random"}
 SPLITS = ("train", "valid", "test")

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from classifier.urls import normalize_url
-from classifier.wikidump import DumpError, WikiPage, is_article, iter_pages, reference_urls
+from classifier.wikidump import reference_urls
+from pipeline.wikidump import DumpError, WikiPage, is_article, iter_pages
 
 # ---------------------------------------------------------------- URL keys
 
@@ -118,7 +119,8 @@ def page_chunks():
 
 
 def expected_pages():
-    return [WikiPage(title, ns, redirect is not None, texts[-1] or "") for title, ns, redirect, texts in PAGES]
+    return [WikiPage(title, ns, redirect is not None, texts[-1] or "", id=i + 1)
+            for i, (title, ns, redirect, texts) in enumerate(PAGES)]
 
 
 def dump_xml() -> bytes:
