@@ -1,0 +1,332 @@
+"""Source trees as users have them, on any Beam filesystem: listing the repositories of an input, and
+streaming the files of one repository with its root license files found first.
+
+Inputs (comma-separated, globs allowed):
+- a directory of repositories: each immediate subdirectory is one repository, and so is each archive in
+  it (`.tar.gz`, `.tgz`, `.tar.bz2`, `.tar.xz`, `.tar`, `.zip`); export files in it are read as exports.
+  On object stores (gs://, s3://) directories are key prefixes: the listing takes every object under the
+  prefix and groups them by their first path component;
+- an archive: one repository. A single top-level folder inside it (GitHub's `owner-repo-<sha>/`) is the
+  repository root;
+- a BigQuery-style export (`.jsonl`, `.json`, `.ndjson`, optionally `.gz`/`.bz2`/`.zst`, or `.parquet`):
+  one row per file with `repo_name` (or `repo`), `path`, `content`, and optionally `license` and `binary`.
+The matches of a glob follow the same rules (a matched directory is a directory of repositories).
+
+A unit of work (`Source.files`) is a repository directory (its path ends in `/`), an archive or an export
+file. Tar archives are streams, so they are read twice: once for the names and the root license files
+(nothing else is kept), once for the files; memory stays bounded by one file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import os
+import posixpath
+import tarfile
+import zipfile
+import zlib
+from typing import Callable, Iterator
+
+from pipeline.inputs import expand_inputs, open_stream
+
+ARCHIVES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
+EXPORTS = tuple(base + comp for base in (".jsonl", ".ndjson", ".json") for comp in ("", ".gz", ".bz2", ".zst")) \
+    + (".parquet",)
+SKIP_DIRS = {".git", ".hg", ".svn"}
+log = logging.getLogger(__name__)
+
+
+def is_archive(path: str) -> bool:
+    return path.lower().endswith(ARCHIVES)
+
+
+def is_export(path: str) -> bool:
+    return path.lower().endswith(EXPORTS)
+
+
+def repo_name(unit: str) -> str:
+    """A repository's name: its directory's or archive's name without the archive extension."""
+    name = posixpath.basename(unit.rstrip("/").replace(os.sep, "/"))
+    for ext in ARCHIVES:
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+# ---------------------------------------------------------------- listing
+def _children_local(directory: str) -> list[str]:
+    out = []
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        if entry.is_dir() and entry.name not in SKIP_DIRS:
+            out.append(os.path.join(directory, entry.name) + "/")
+        elif entry.is_file() and (is_archive(entry.name) or is_export(entry.name)):
+            out.append(entry.path)
+        else:
+            log.warning("%s is neither a repository nor an archive or export: not read", entry.path)
+    return out
+
+
+def _children_remote(prefix: str) -> list[str]:
+    from apache_beam.io.filesystems import FileSystems
+    root = prefix.rstrip("/") + "/"
+    units: list[str] = []
+    seen: set[str] = set()
+    for path in sorted(m.path for r in FileSystems.match([root + "**"]) for m in r.metadata_list):
+        first, _, rest = path[len(root):].partition("/")
+        unit = root + first + "/" if rest else path
+        if unit in seen or first in SKIP_DIRS:
+            continue
+        seen.add(unit)
+        if rest or is_archive(first) or is_export(first):
+            units.append(unit)
+        else:
+            log.warning("%s is neither a repository nor an archive or export: not read", path)
+    return units
+
+
+def list_units(spec: str, limit: int | None = None) -> list[str]:
+    """Every repository directory (ending in `/`), archive and export file named by the input, in a
+    stable order, without repeats."""
+    units: list[str] = []
+    for item in expand_inputs(spec):
+        if is_archive(item) or is_export(item):
+            units.append(item)
+        elif "://" in item:
+            units += _children_remote(item)
+        elif os.path.isdir(item):
+            units += _children_local(item)
+        else:
+            units.append(item)           # not a known kind: reading it says why
+    seen: set[str] = set()
+    units = [u for u in units if not (u in seen or seen.add(u))]
+    return units[:limit] if limit is not None else units
+
+
+# ---------------------------------------------------------------- reading one repository
+@dataclasses.dataclass
+class RepoFile:
+    """One regular file of a repository; `read(n)` returns at most n bytes of it (call it before moving
+    on to the next file: archive members are streams)."""
+    path: str
+    size: int | None
+    read: Callable[[int], bytes]
+
+
+def _read_limited(opener: Callable[[], io.BufferedIOBase]) -> Callable[[int], bytes]:
+    def read(n: int) -> bytes:
+        with opener() as f:
+            return f.read(n)
+    return read
+
+
+def _skipped_dir(rel: str) -> bool:
+    return any(part in SKIP_DIRS for part in rel.split("/")[:-1])
+
+
+def _dir_files_local(root: str) -> Iterator[RepoFile]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full) or not os.path.isfile(full):
+                continue                  # a link may point anywhere, even outside the repository
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            yield RepoFile(rel, os.path.getsize(full), _read_limited(lambda p=full: open(p, "rb")))
+
+
+def _dir_files_remote(root: str) -> Iterator[RepoFile]:
+    from apache_beam.io.filesystems import FileSystems
+    prefix = root.rstrip("/") + "/"
+    found = sorted(((m.path, m.size_in_bytes) for r in FileSystems.match([prefix + "**"]) for m in r.metadata_list))
+    for path, size in found:
+        rel = path[len(prefix):]
+        if rel and not _skipped_dir(rel):
+            yield RepoFile(rel, size, _read_limited(lambda p=path: open_stream(p)))
+
+
+def _top_folder(names: list[str]) -> str:
+    """The single folder every name of an archive sits in (with its `/`), or ""."""
+    tops = {n.split("/", 1)[0] for n in names}
+    if len(tops) == 1 and all("/" in n for n in names):
+        return tops.pop() + "/"
+    return ""
+
+
+def _member_names_and_licenses(path: str, is_license: Callable[[str], bool], max_bytes: int):
+    """Pass 1 over a tar stream: regular member names and the texts of root license files. A broken
+    archive ends the pass early; what was seen stands."""
+    names, licenses, error = [], {}, None
+    try:
+        with open_stream(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                names.append(m.name)
+                if is_license(m.name.split("/", 1)[-1]) or is_license(m.name):
+                    licenses[m.name] = tar.extractfile(m).read(max_bytes)
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
+        error = exc
+    top = _top_folder(names)
+    root_licenses = {n[len(top):]: text for n, text in licenses.items()
+                     if n.startswith(top) and is_license(n[len(top):])}
+    return top, root_licenses, error
+
+
+def _tar_files(path: str, top: str) -> Iterator[RepoFile]:
+    with open_stream(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+        for m in tar:
+            if not m.isfile() or not m.name.startswith(top):
+                continue
+            rel = m.name[len(top):]
+            if rel and not _skipped_dir(rel):
+                f = tar.extractfile(m)
+                yield RepoFile(rel, m.size, lambda n, f=f: f.read(n))
+
+
+def _zip_files(zf: zipfile.ZipFile, top: str) -> Iterator[RepoFile]:
+    for info in sorted(zf.infolist(), key=lambda i: i.filename):
+        if info.is_dir() or not info.filename.startswith(top):
+            continue
+        rel = info.filename[len(top):]
+        if rel and not _skipped_dir(rel):
+            yield RepoFile(rel, info.file_size, _read_limited(lambda i=info: zf.open(i)))
+
+
+class Repository:
+    """One repository unit: its name, its root license texts (path -> bytes) and its files. `error` is
+    set when a pass over the archive stopped early (the files read before it still come)."""
+
+    def __init__(self, unit: str, is_license: Callable[[str], bool], max_license_bytes: int = 1 << 20):
+        self.unit, self.name = unit, repo_name(unit)
+        self._is_license, self._max = is_license, max_license_bytes
+        self._zip: zipfile.ZipFile | None = None
+        self._top = ""
+        self.error: Exception | None = None
+        self.license_texts = self._license_texts()
+
+    def _license_texts(self) -> dict[str, bytes]:
+        if self.unit.endswith("/"):
+            return {f.path: f.read(self._max) for f in self._root_files() if self._is_license(f.path)}
+        if self.unit.lower().endswith(".zip"):
+            self._raw = open_stream(self.unit)
+            try:
+                self._zip = zipfile.ZipFile(self._raw)
+            except Exception:
+                self._raw.close()
+                raise
+            self._top = _top_folder([i.filename for i in self._zip.infolist() if not i.is_dir()])
+            return {f.path: f.read(self._max) for f in _zip_files(self._zip, self._top) if self._is_license(f.path)}
+        self._top, texts, self.error = _member_names_and_licenses(self.unit, self._is_license, self._max)
+        return texts
+
+    def _root_files(self) -> Iterator[RepoFile]:
+        if "://" in self.unit:
+            yield from (f for f in _dir_files_remote(self.unit) if "/" not in f.path)
+            return
+        for entry in sorted(os.scandir(self.unit), key=lambda e: e.name):
+            if entry.is_file() and not entry.is_symlink():
+                yield RepoFile(entry.name, entry.stat().st_size, _read_limited(lambda p=entry.path: open(p, "rb")))
+
+    def files(self) -> Iterator[RepoFile]:
+        if self.unit.endswith("/"):
+            yield from (_dir_files_remote(self.unit) if "://" in self.unit else _dir_files_local(self.unit))
+        elif self._zip is not None:
+            try:
+                yield from _zip_files(self._zip, self._top)
+            finally:
+                self._zip.close()
+                self._raw.close()
+        else:
+            yield from _tar_files(self.unit, self._top)
+
+
+# ---------------------------------------------------------------- BigQuery-style exports
+_REPO_COLUMNS = ("repo_name", "repo", "sample_repo_name")
+_PATH_COLUMNS = ("path", "sample_path")
+
+
+@dataclasses.dataclass
+class ExportRow:
+    repo: str
+    path: str
+    content: str | None
+    license: str | None
+    binary: bool = False
+
+
+def _pick(row: dict, names: tuple[str, ...]):
+    for name in names:
+        if row.get(name) is not None:
+            return row[name]
+    return None
+
+
+def export_row(row: dict) -> ExportRow:
+    """An export row in our terms; KeyError names what is missing."""
+    repo, path = _pick(row, _REPO_COLUMNS), _pick(row, _PATH_COLUMNS)
+    if not repo or not path:
+        raise KeyError("a row needs repo_name and path")
+    content = row.get("content")
+    license_ = row.get("license")
+    return ExportRow(str(repo), str(path).lstrip("/"), content, str(license_) if license_ else None,
+                     bool(row.get("binary")))
+
+
+def _text_stream(path: str) -> io.BufferedIOBase:
+    raw = open_stream(path)
+    lower = path.lower()
+    if lower.endswith(".gz"):
+        import gzip
+        return gzip.GzipFile(fileobj=raw)
+    if lower.endswith(".bz2"):
+        import bz2
+        return bz2.BZ2File(raw)
+    if lower.endswith(".zst"):
+        import zstandard
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    return raw
+
+
+def export_records(path: str, batch_rows: int = 256) -> Iterator[tuple[int, dict | Exception, bytes]]:
+    """(row number, row dict or the error that made it unreadable, raw bytes for a preview)."""
+    if path.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+        with open_stream(path) as raw:
+            pf = pq.ParquetFile(raw)
+            n = 0
+            for batch in pf.iter_batches(batch_size=batch_rows):
+                for row in batch.to_pylist():
+                    n += 1
+                    yield n, row, b""
+        return
+    with _text_stream(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError(f"a row is a JSON object, not {type(row).__name__}")
+                yield n, row, b""
+            except ValueError as exc:
+                yield n, exc, line[:256]
+
+
+def export_licenses(path: str, is_license: Callable[[str], bool],
+                    detect: Callable[[str], list[str]]) -> dict[str, list[str]]:
+    """repo -> licenses found in the root license files that the export holds for it (a pass over the
+    file that keeps only those rows' verdicts)."""
+    found: dict[str, set[str]] = {}
+    for _, row, _ in export_records(path):
+        if isinstance(row, Exception):
+            continue
+        try:
+            r = export_row(row)
+        except KeyError:
+            continue
+        if is_license(r.path) and isinstance(r.content, str):
+            found.setdefault(r.repo, set()).update(detect(r.content))
+    return {repo: sorted(ids) for repo, ids in found.items()}
+
