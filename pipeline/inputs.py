@@ -11,7 +11,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 CC_PREFIX = "https://data.commoncrawl.org/"
 _GLOB_CHARS = set("*?[")
@@ -74,6 +74,28 @@ def expand_inputs(spec: str | list[str], prefix: str = CC_PREFIX, limit: int | N
             out += _glob(item)
     seen: set[str] = set()
     unique = [p for p in out if not (p in seen or seen.add(p))]
+    return unique[:limit] if limit is not None else unique
+
+
+def expand_files(spec: str, accept: Callable[[str], bool] | None = None, limit: int | None = None,
+                 what: str = "input") -> list[str]:
+    """Like `expand_inputs`, and a directory (local, or a `gs://.../` prefix ending in a slash) stands
+    for the files under it, searched recursively, sorted, kept when `accept(path)` says so."""
+    out: list[str] = []
+    for item in expand_inputs(spec):
+        if "://" in item and item.endswith("/"):
+            from apache_beam.io.filesystems import FileSystems
+            found = sorted(m.path for r in FileSystems.match([item + "**"]) for m in r.metadata_list)
+        elif "://" not in item and os.path.isdir(item):
+            found = sorted(os.path.abspath(os.path.join(d, f)) for d, _, names in os.walk(item) for f in names)
+        else:
+            out.append(item)
+            continue
+        kept = [f for f in found if accept is None or accept(f)]
+        if not kept:
+            raise InputError(f"no {what} file in {item}")
+        out += kept
+    unique = list(dict.fromkeys(out))
     return unique[:limit] if limit is not None else unique
 
 

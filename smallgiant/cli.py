@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     sources = pipe.add_subparsers(dest="source", metavar="SOURCE", required=True)
     _add_cc(sources)
     _add_lm(sources)
+    from pipeline.sources.cli import add_parsers
+    add_parsers(sources)
 
     _add_classifier(jobs)
 

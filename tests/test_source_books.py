@@ -14,6 +14,8 @@ import zipfile
 
 import pytest
 
+from pipeline.inputs import InputError
+
 from helpers import LOCAL, read_rows
 from pipeline.schema import DeadLetter, Document
 from pipeline.sources import cli
@@ -179,7 +181,11 @@ def test_a_file_that_is_not_a_book_is_a_dead_letter(tmp_path):
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir" / "notes.rdf").write_text("<rdf/>")
     source = BooksSource()
-    assert source.files(str(tmp_path / "dir")) == []               # skipped inside a directory, with a warning
+    (tmp_path / "dir" / "book.txt").write_text("Call me Ishmael.")
+    assert source.files(str(tmp_path / "dir")) == [str(tmp_path / "dir" / "book.txt")]  # the rest skipped, with a warning
+    (tmp_path / "dir" / "book.txt").unlink()
+    with pytest.raises(InputError, match="no book file in"):     # a directory without books is an error
+        source.files(str(tmp_path / "dir"))
     [dead] = list(source.read(str(tmp_path / "cover.jpg")))        # named on its own: said why
     assert isinstance(dead, DeadLetter) and dead.reason.startswith("not a book file")
 

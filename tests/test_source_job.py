@@ -66,3 +66,24 @@ def test_same_input_same_bytes(tmp_path):
         run(LineSource(), str(src), str(tmp_path / name), LOCAL, output_shards=2)
     one, two = sorted((tmp_path / "one/docs").iterdir()), sorted((tmp_path / "two/docs").iterdir())
     assert [p.read_bytes() for p in one] == [p.read_bytes() for p in two]
+
+
+class FailingSource(LineSource):
+    """A step that raises on one document."""
+
+    def steps(self):
+        def picky(d):
+            if "boom" in d.text:
+                raise KeyError("no such thing")
+            return d
+        return [Step("strip", picky)]
+
+
+def test_a_step_that_raises_costs_one_document(tmp_path):
+    src = tmp_path / "a.txt"
+    src.write_text("first document\nboom goes this one\nlast document\n")
+    stats = run(FailingSource(), str(src), str(tmp_path / "out"), LOCAL)
+    assert sorted(r["text"] for r in _rows(tmp_path / "out/docs")) == ["first document", "last document"]
+    [rej] = _rows(tmp_path / "out/rejects")
+    assert rej["stage"] == "strip" and rej["reason"] == "strip failed: KeyError: 'no such thing'"
+    assert stats["documents_out"] == 2

@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.model_files import ModelFile
 from pipeline.runtime import output
-from pipeline.runtime.counters import inc, timed, timed_iter
+from pipeline.runtime.counters import inc, timed
 from pipeline.runtime.funnel import counters_of
 from pipeline.runtime.progress import Progress
 from pipeline.runtime.runner import local_cores, make_pipeline, pipeline_options

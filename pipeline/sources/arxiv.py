@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 from typing import Iterator
 
 from pipeline.schema import DeadLetter, Document, Rejected
@@ -52,7 +51,8 @@ class ArxivSource(Source):
         return ("source", "comments", "macros", "preamble", "bibliography", "appendix")
 
     def files(self, spec: str, max_files: int | None = None) -> list[str]:
-        return expand_directories(spec, max_files)
+        from pipeline.inputs import expand_files
+        return expand_files(spec, limit=max_files)
 
     def read(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
         from pipeline.inputs import open_stream
@@ -128,21 +128,3 @@ def paper_document(paper) -> Document | Rejected | DeadLetter:
         if value:
             meta[key] = value
     return dataclasses.replace(doc, text=joined.text, metadata=meta)
-
-
-def expand_directories(spec: str, max_files: int | None = None) -> list[str]:
-    """Input files named by a comma-separated list of files, globs and directories (searched
-    recursively, files in sorted order)."""
-    from pipeline.inputs import expand_inputs
-    out: list[str] = []
-    for item in (s.strip() for s in spec.split(",") if s.strip()):
-        if "://" not in item and os.path.isdir(item):
-            found = sorted(os.path.join(root, f) for root, _, names in os.walk(item) for f in names)
-            out += [os.path.abspath(p) for p in found]
-        elif "://" in item and item.endswith("/"):
-            from apache_beam.io.filesystems import FileSystems
-            out += sorted(m.path for r in FileSystems.match([item + "**"]) for m in r.metadata_list)
-        else:
-            out += expand_inputs(item)
-    unique = list(dict.fromkeys(out))
-    return unique[:max_files] if max_files is not None else unique

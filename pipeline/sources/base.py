@@ -7,7 +7,10 @@ rejects with reasons, stats.json and the printed funnel.
 - `files(spec)`: the input files (default: `pipeline.inputs.expand_inputs`).
 - `read(path)`: stream one file, yielding `Document`s, `Rejected`s (dropped while reading, e.g. a redirect;
   their stage must be one of `stages`) and `DeadLetter`s. Memory must stay bounded by one record.
-- `steps()`: per-document steps, in order, built once per worker (load models here).
+  Records that are not documents at all (another namespace, an image in a repository) are counted with
+  `pipeline.runtime.counters.inc("read.skipped_records")` and not yielded.
+- `steps()`: per-document steps, in order, built once per worker (load models here). A step that raises
+  rejects that document with the exception as the reason.
 - `dedup_steps()`: Beam transforms over the whole run, each `(key, Document) -> (kept, rejected)`
   (rejected as `(key, Rejected)`); they count their own `<stage>.rejected` and `<stage>.rejected_bytes`.
 - `stages`: every stage name the funnel shows, in the order documents meet them (read-time stages,

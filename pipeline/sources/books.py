@@ -54,18 +54,6 @@ def _decompressed(raw, path: str):
     return raw
 
 
-def _list_directory(directory: str) -> list[str]:
-    if "://" in directory:
-        from apache_beam.io.filesystems import FileSystems
-        found = sorted(m.path for r in FileSystems.match([directory.rstrip("/") + "/**"]) for m in r.metadata_list)
-    else:
-        found = sorted(os.path.join(d, f) for d, _, names in os.walk(directory) for f in names)
-    books = [p for p in found if _kind(p)]
-    for p in sorted(set(found) - set(books)):
-        log.warning("%s is not a book file (.txt, .jsonl, or an archive of .txt): not read", p)
-    return books
-
-
 def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
@@ -110,16 +98,15 @@ class BooksSource(Source):
         self.overlap, self.ngram, self.perms, self.max_book_bytes = overlap, ngram, perms, max_book_bytes
 
     def files(self, spec: str, max_files: int | None = None) -> list[str]:
-        from pipeline.inputs import expand_inputs
-        out: list[str] = []
-        for item in expand_inputs(spec):
-            is_dir = os.path.isdir(item) if "://" not in item else _kind(item) is None
-            out += _list_directory(item) if is_dir else [item]
-        seen: set[str] = set()
-        out = [p for p in out if not (p in seen or seen.add(p))]
-        return out[:max_files] if max_files is not None else out
+        from pipeline.inputs import expand_files
 
-    # ------------------------------------------------------------ reading
+        def is_book(path: str) -> bool:
+            if _kind(path):
+                return True
+            log.warning("%s is not a book file (.txt, .jsonl, or an archive of .txt): not read", path)
+            return False
+        return expand_files(spec, is_book, max_files, what="book")
+
     def read(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
         from pipeline.inputs import open_stream
         kind = _kind(path)
@@ -205,7 +192,7 @@ class BooksSource(Source):
 
     def dedup_steps(self) -> list:
         from pipeline.sources.books_dedup import NearDuplicateBooks
-        from pipeline.sources.github_dedup import ExactDedup
+        from pipeline.sources.exact_dedup import ExactDedup
         return [ExactDedup("exact_dedup"),
                 NearDuplicateBooks(self.overlap, self.ngram, self.perms, "near_dedup")]
 

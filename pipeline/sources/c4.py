@@ -68,19 +68,9 @@ class C4Source(Source):
     # ------------------------------------------------------------------------------------------ reading
 
     def files(self, spec: str, max_files: int | None = None) -> list[str]:
-        """Files and globs as given; a directory stands for the JSON shards and WET/WARC files in it."""
-        from pipeline.inputs import InputError, expand_inputs, join
-        out: list[str] = []
-        for item in expand_inputs(spec):
-            if item.endswith("/") or ("://" not in item and os.path.isdir(item)):
-                found = [p for p in expand_inputs(join(item, "*")) if p.endswith(INPUT_SUFFIXES)]
-                if not found:
-                    raise InputError(f"no {', '.join(INPUT_SUFFIXES)} file in {item}")
-                out += found
-            else:
-                out.append(item)
-        unique = list(dict.fromkeys(out))
-        return unique[:max_files] if max_files is not None else unique
+        """Files and globs as given; a directory stands for the JSON shards and WET/WARC files under it."""
+        from pipeline.inputs import expand_files
+        return expand_files(spec, lambda p: p.endswith(INPUT_SUFFIXES), max_files, what=", ".join(INPUT_SUFFIXES))
 
     def read(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
         from pipeline.inputs import open_stream

@@ -194,7 +194,7 @@ class GithubSource(Source):
         return [Step("header", header), Step("quality", quality)]
 
     def dedup_steps(self) -> list:
-        from pipeline.sources.github_dedup import ExactDedup
+        from pipeline.sources.exact_dedup import ExactDedup
         return [ExactDedup("exact_dedup")]
 
     # ------------------------------------------------------------ command line

@@ -20,6 +20,7 @@ from pipeline.sources.base import Source
 
 DEAD, REJECTED = "dead", "rejected"
 OUTPUTS = ["docs", "rejects", "dead_letters"]
+MAX_DEFAULT_SHARDS = 64   # one Parquet file per input file, up to this many (a directory of repositories has thousands)
 log = logging.getLogger(__name__)
 
 
@@ -82,7 +83,10 @@ class ApplySteps(beam.DoFn):
         for step in self.steps:
             before = doc_bytes(doc.text)
             with timed(step.stage):
-                result = step.apply(doc)
+                try:
+                    result = step.apply(doc)
+                except Exception as exc:  # a document a step cannot handle costs that document only
+                    result = f"{step.stage} failed: {type(exc).__name__}: {exc}"
             if isinstance(result, str):
                 yield _rejected(key, Rejected(doc, step.stage, result))
                 return
@@ -133,7 +137,7 @@ def run(source: Source, input_spec: str, out: str, beam_args: list[str] | None =
     output.clear_staging(out)
     t0 = time.time()
     p = make_pipeline(opts)
-    build(p, source, files, out, output_shards or max(1, len(files)))
+    build(p, source, files, out, output_shards or min(MAX_DEFAULT_SHARDS, max(1, len(files))))
     result = p.run()
     result.wait_until_finish()
     wall = time.time() - t0

@@ -46,20 +46,10 @@ class WikipediaSource(Source):
         self.languages = tuple(languages) if languages is not None else None
 
     def files(self, spec: str, max_files: int | None = None) -> list[str]:
-        """Files and globs as given; a directory stands for the pages-articles dumps in it (a dump
+        """Files and globs as given; a directory stands for the pages-articles dumps under it (a dump
         download holds other files too: multistream indexes, abstracts, checksums)."""
-        from pipeline.inputs import InputError, expand_inputs, join
-        out: list[str] = []
-        for item in expand_inputs(spec):
-            if item.endswith("/") or ("://" not in item and os.path.isdir(item)):
-                dumps = [p for p in expand_inputs(join(item, "*")) if _is_articles_dump(p)]
-                if not dumps:
-                    raise InputError(f"no pages-articles dump in {item}")
-                out += dumps
-            else:
-                out.append(item)
-        unique = list(dict.fromkeys(out))
-        return unique[:max_files] if max_files is not None else unique
+        from pipeline.inputs import expand_files
+        return expand_files(spec, _is_articles_dump, max_files, what="pages-articles dump")
 
     def read(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
         from pipeline.inputs import open_stream

@@ -1,6 +1,6 @@
 """Exact deduplication of documents across the whole run, as one Beam shuffle keyed by a 128-bit hash of the
 text: in each group of identical texts the document with the smallest key (the first in input order) stays,
-every other one is rejected as a duplicate of it. Used for GitHub files and for books."""
+every other one is rejected as a duplicate of it. Any source's `dedup_steps` can use it (GitHub files, books)."""
 from __future__ import annotations
 
 import apache_beam as beam
