@@ -31,7 +31,6 @@ from tokenizer.manifest import Manifest
 TOKENIZER_FILE = "tokenizer.model"
 PLAN_FILE = "plan.json"
 BATCH = 256
-SPREAD_BELOW_FILES = 64
 log = logging.getLogger(__name__)
 
 
@@ -62,16 +61,31 @@ def tokenizer_model(directory: str) -> str:
     return output.join(directory, TOKENIZER_FILE)
 
 
-class ReadTexts(beam.DoFn):
-    """(source, Parquet file) -> (source, [document ids], [texts]): batches straight from the file, so
-    that encoding runs on batches too."""
+class RowGroups(beam.DoFn):
+    """(source, Parquet file) -> (source, file, row group): units of reading work, spread over workers
+    without shuffling any text."""
 
     def process(self, item):
         source, path = item
         import pyarrow.parquet as pq
         from apache_beam.io.filesystems import FileSystems
         with FileSystems.open(path) as f:
-            for batch in pq.ParquetFile(f).iter_batches(columns=["id", "text"], batch_size=BATCH):
+            n = pq.ParquetFile(f).metadata.num_row_groups
+        for i in range(n):
+            yield source, path, i
+
+
+class ReadTexts(beam.DoFn):
+    """(source, file, row group) -> (source, [document ids], [texts]): batches straight from the file, so
+    that encoding runs on batches too."""
+
+    def process(self, item):
+        source, path, row_group = item
+        import pyarrow.parquet as pq
+        from apache_beam.io.filesystems import FileSystems
+        with FileSystems.open(path) as f:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH, row_groups=[row_group],
+                                                        columns=["id", "text"]):
                 ids, texts = batch.column("id").to_pylist(), batch.column("text").to_pylist()
                 kept = [(i, t) for i, t in zip(ids, texts) if t]
                 if len(kept) < len(ids):
@@ -198,11 +212,9 @@ def build(p: beam.Pipeline, cfg: ShardConfig, files: list[tuple[str, str]], mode
     shard_tokens = cfg.the_shard_tokens
     bucket_tokens = cfg.bucket_tokens or shard_tokens
     total = cfg.the_total
-    batches = p | "Files" >> beam.Create(files) | "Spread files" >> beam.Reshuffle() | "Read" >> beam.ParDo(ReadTexts())
-    if len(files) < SPREAD_BELOW_FILES:
-        # few large files: reading is one task per file, so spread the batches before encoding
-        batches = batches | "Spread batches" >> beam.Reshuffle()
-    docs = batches | "Encode" >> beam.ParDo(Encode(model))
+    docs = (p | "Files" >> beam.Create(files) | "Row groups" >> beam.ParDo(RowGroups())
+            | "Spread row groups" >> beam.Reshuffle() | "Read" >> beam.ParDo(ReadTexts())
+            | "Encode" >> beam.ParDo(Encode(model)))
     hists = (docs | "Subsample buckets" >> beam.Map(
                 lambda d: (d[0], (mixture.doc_bucket(seed, d[0], d[1]), len(d[2]) // 2)))
              | "Histograms" >> beam.CombinePerKey(TokenHistogram()))
