@@ -85,14 +85,18 @@ class SamplePage:
     boilerplate: list[str] = dataclasses.field(default_factory=list)
 
 
-def _sentence(rng: random.Random, lang: str, used: set[str]) -> str:
+def _sentence(rng: random.Random, lang: str, used: set[str], tries: int = 50) -> str:
+    """A sentence not used before; once the grammar runs short of new ones, a numbered variant."""
     g = GRAMMAR[lang]
-    while True:
+    for _ in range(tries):
         s = g["pattern"].format(**{k: rng.choice(g[k]) for k in ("subj", "verb", "obj", "tail")})
         s = s[0].upper() + s[1:]
         if s not in used:
             used.add(s)
             return s
+    s = f"{s[:-1]} {len(used)}{s[-1]}"
+    used.add(s)
+    return s
 
 
 def _paragraph(rng: random.Random, lang: str, used: set[str]) -> str:
