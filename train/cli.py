@@ -1,0 +1,160 @@
+"""The `train` subcommand of `smallgiant` (and of `python -m train`, which torchrun launches).
+
+    smallgiant train --config NAME --data DATASET --output RUN_DIR [--resume] [--dry-run] [overrides]
+    smallgiant train export-hf RUN_DIR --output HF_DIR [--dtype bfloat16] [--step N]
+
+Overrides set any config field, as `--lr 1e-3`, `--lr=1e-3` or `lr=1e-3`. With --resume the run's saved
+config.json is the base (and its dataset the default --data); overrides still apply, except to the
+fields that fix what the checkpoint means.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from train.config import PRESETS, TrainConfig, apply_overrides, parse_override_words, preset
+
+USAGE = ("%(prog)s --config NAME --data DATASET --output RUN_DIR [--resume] [--dry-run] [--FIELD VALUE | FIELD=VALUE ...]\n"
+         "       %(prog)s export-hf RUN_DIR --output HF_DIR [--dtype DTYPE] [--step N]")
+
+
+def add_parser(jobs) -> None:
+    p = jobs.add_parser(
+        "train", usage=USAGE, help="train a LLaMA model on token shards (PyTorch; torchrun for many processes)",
+        description="Train LLaMA-1-architecture models as the paper did, or export a run to Hugging Face. "
+                    "Many processes: torchrun --nproc_per_node N -m train --config NAME --data D --output R.",
+        epilog="Presets: " + ", ".join(PRESETS) + ". Any config field is an override: --field value, "
+               "--field=value or field=value.")
+    p.add_argument("--config", help="preset name (" + ", ".join(PRESETS) + ")")
+    p.add_argument("--data", help="token dataset directory (holding dataset.json)")
+    p.add_argument("--output", help="run directory (train) or Hugging Face directory (export-hf)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved config and parameter count (meta device, nothing allocated) and exit")
+    p.add_argument("--stop-at-step", type=int, help="stop after this step with a checkpoint (schedule unchanged)")
+    p.add_argument("--list-configs", action="store_true", help="list the presets and exit")
+    p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16", "float16"),
+                   help="export-hf: weight dtype (default bfloat16)")
+    p.add_argument("--step", type=int, help="export-hf: export this step's checkpoint instead of the latest")
+    fields = p.add_argument_group("config fields", "override the preset's value")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name != "name":
+            fields.add_argument("--" + f.name.replace("_", "-"), dest="cfg_" + f.name, metavar=_type_name(f).upper(),
+                                help="default from the preset")
+    p.set_defaults(func=run_command)
+
+
+def _type_name(f: dataclasses.Field) -> str:
+    return f.type if isinstance(f.type, str) else f.type.__name__
+
+
+def _extra_overrides(extra: list[str]) -> dict[str, str]:
+    """Overrides among the arguments argparse leaves to the command: key=value words and options it does
+    not define (`--field_name value`), in their order."""
+    out, i = {}, 0
+    while i < len(extra):
+        tok = extra[i]
+        if tok.startswith("--"):
+            key, sep, value = tok[2:].partition("=")
+            if not sep:
+                if i + 1 >= len(extra):
+                    raise ValueError(f"{tok} needs a value")
+                i, value = i + 1, extra[i + 1]
+            out[key] = value
+        else:
+            out.update(parse_override_words([tok]))
+        i += 1
+    return out
+
+
+def build_config(args: argparse.Namespace, extra: list[str]) -> TrainConfig:
+    overrides = {name[4:]: v for name, v in vars(args).items() if name.startswith("cfg_") and v is not None}
+    overrides.update(_extra_overrides(extra))
+    saved_path = os.path.join(args.output, "config.json") if args.output else ""
+    if args.resume and os.path.exists(saved_path):
+        from train.run_dir import load_run_config
+        base = load_run_config(args.output)
+        if args.config and args.config.lower() != base.name:
+            raise ValueError(f"--config {args.config}: the run in {args.output} was started with {base.name}")
+    elif args.config:
+        base = preset(args.config)
+    else:
+        raise ValueError("--config NAME is required (" + ", ".join(PRESETS) + ")")
+    return apply_overrides(base, overrides)
+
+
+def run_command(args: argparse.Namespace, extra: list[str]) -> int:
+    if extra and extra[0] == "export-hf":
+        return _export(args, extra[1:])
+    if args.list_configs:
+        print(list_configs())
+        return 0
+    cfg = build_config(args, extra)
+    if args.dry_run:
+        print(dry_run_report(cfg, args.data))
+        return 0
+    if not args.output:
+        raise ValueError("--output RUN_DIR is required")
+    from train.run_dir import saved_data_path
+    data = args.data or (saved_data_path(args.output) if args.resume else None)
+    from train.trainer import NonFiniteLossError, train
+    try:
+        train(cfg, data, args.output, resume=args.resume, stop_at_step=args.stop_at_step)
+    except NonFiniteLossError as exc:
+        print(f"smallgiant train: error: {exc}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _export(args: argparse.Namespace, words: list[str]) -> int:
+    if len(words) != 1 or words[0].startswith("-"):
+        raise ValueError("usage: smallgiant train export-hf RUN_DIR --output HF_DIR [--dtype D] [--step N]")
+    if not args.output:
+        raise ValueError("export-hf needs --output HF_DIR")
+    from train.export_hf import export_hf
+    report = export_hf(words[0], args.output, dtype=args.dtype, step=args.step)
+    print(f"exported {report['checkpoint']} to {report['output']}: {report['bytes'] / 2**20:,.1f} MiB of "
+          f"{report['dtype']} weights; {report['tokenizer']}")
+    return 0
+
+
+def list_configs() -> str:
+    from train.model import count_parameters
+    rows = []
+    for name, cfg in PRESETS.items():
+        counted = count_parameters(cfg) if cfg.vocab_size else None
+        size = f"{counted / 1e9:.2f}B" if counted else "vocab from data"
+        rows.append(f"{name:>5}  dim {cfg.dim:>5}  layers {cfg.n_layers:>3}  heads {cfg.n_heads:>3}  "
+                    f"lr {cfg.lr:.1e}  batch {cfg.global_batch_tokens:>9,} tokens  {size}")
+    return "\n".join(rows)
+
+
+def dry_run_report(cfg: TrainConfig, data: str | None) -> str:
+    from train.metrics import flops_per_token
+    from train.model import count_parameters
+    if cfg.vocab_size == 0:
+        if not data:
+            raise ValueError(f"config {cfg.name} takes its vocabulary from the dataset: pass --data or vocab_size=N")
+        from tokenizer.shard_format import TokenDataset
+        cfg = cfg.resolved(TokenDataset(data, verify=False).vocab_size)
+    else:
+        cfg = cfg.resolved()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    n = count_parameters(cfg)
+    per_layer = 4 * cfg.dim * cfg.dim + 3 * cfg.dim * cfg.hidden_dim + 2 * cfg.dim
+    fpt = flops_per_token(cfg, n)
+    lines = [
+        f"config {cfg.name}, resolved:", cfg.to_json().rstrip(),
+        (f"parameters: {n:,} ({n / 1e9:.2f}B), counted on the meta device: {cfg.n_layers} layers x {per_layer:,} "
+         f"+ embeddings {cfg.vocab_size * cfg.dim:,} + output {cfg.vocab_size * cfg.dim:,} + final norm {cfg.dim}"),
+        f"feed-forward hidden {cfg.hidden_dim}, head dimension {cfg.head_dim}, context {cfg.seq_len}",
+        (f"batch: {cfg.global_batch_tokens:,} tokens = {cfg.global_batch_sequences:,} sequences of {cfg.seq_len}; "
+         f"{cfg.grad_accum_steps(world)} micro-steps of {cfg.micro_batch_size} sequence(s) on each of {world} "
+         "process(es)"),
+        (f"schedule: {cfg.max_steps:,} steps ({cfg.max_steps * cfg.global_batch_tokens / 1e9:,.1f}B tokens), "
+         f"{cfg.warmup_steps} warmup, lr {cfg.lr:g} cosine to {cfg.lr * cfg.min_lr_ratio:g}"),
+        f"FLOPs per token (6N + 12LdT): {fpt:.4g}; whole run: {fpt * cfg.max_steps * cfg.global_batch_tokens:.4g}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,64 @@
+"""The run directory: config.json (the resolved configuration), run.json (the dataset the run reads and
+its tokenizer), and the rules for starting or resuming a run in it.
+
+A new run refuses a directory that already holds checkpoints; a resumed run must keep the fields that
+fix what its checkpoints mean (model shape, context, batch, seed) and read the same dataset.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from tokenizer.shard_format import TokenDataset
+from train.checkpoint import latest_checkpoint, list_checkpoints, write_json_atomic
+from train.config import FROZEN_ON_RESUME, TrainConfig
+
+
+def load_run_config(run_dir: str) -> TrainConfig:
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a run directory")
+    with open(path) as f:
+        return TrainConfig.from_dict(json.load(f))
+
+
+def load_run_info(run_dir: str) -> dict:
+    with open(os.path.join(run_dir, "run.json")) as f:
+        return json.load(f)
+
+
+def saved_data_path(run_dir: str) -> str | None:
+    """The dataset a run was started on, if the directory records one."""
+    if not os.path.exists(os.path.join(run_dir, "run.json")):
+        return None
+    return load_run_info(run_dir)["data"]
+
+
+def check_resume_compatible(saved: TrainConfig, cfg: TrainConfig) -> None:
+    changed = [f"{k} {getattr(saved, k)} -> {getattr(cfg, k)}" for k in FROZEN_ON_RESUME
+               if getattr(saved, k) != getattr(cfg, k)]
+    if changed:
+        raise ValueError("cannot resume with a different " + ", ".join(changed) +
+                         ": these fix what the checkpoint means; start a new run instead")
+
+
+def prepare_run_dir(cfg: TrainConfig, output: str, dataset: TokenDataset, resume: bool, is_main: bool) -> str | None:
+    """Check that the run may start (or resume) here and write config.json and run.json; return the
+    checkpoint to resume from."""
+    ckpt_dir = os.path.join(output, "checkpoints")
+    found = latest_checkpoint(ckpt_dir)
+    if resume:
+        if found is None:
+            raise FileNotFoundError(f"--resume: no complete checkpoint in {ckpt_dir}")
+        check_resume_compatible(load_run_config(output), cfg)
+    elif list_checkpoints(ckpt_dir):
+        raise ValueError(f"{output} already holds checkpoints: pass --resume to continue that run, "
+                         "or choose another --output")
+    if is_main:
+        os.makedirs(output, exist_ok=True)
+        write_json_atomic(os.path.join(output, "config.json"), cfg.to_dict())
+        write_json_atomic(os.path.join(output, "run.json"), {
+            "data": os.path.abspath(dataset.directory), "num_tokens": dataset.num_tokens,
+            "vocab_size": dataset.vocab_size, "eos_id": dataset.eos_id, "bos_id": dataset.bos_id,
+            "tokenizer": dataset.manifest.get("tokenizer", {})})
+    return found[1] if resume else None
