@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tokenizer.shards_cli import add_step as add_shards
     add_shards(add_tokenizer(jobs))
 
+    from train.cli import add_parser as add_train
+    add_train(jobs)
+
     demo = jobs.add_parser("demo", help="run the end-to-end demo on the embedded samples",
                            description="Every stage in order on the embedded samples: curation of the seven "
                                        "sources, the reference classifier, the tokenizer, mixture shards, the "

@@ -1,38 +1,272 @@
-"""The end-to-end demo on the embedded samples. For now: the CommonCrawl curation job on a small crawl
-(`pipeline.sample_crawl`), then the Wikipedia-reference classifier's whole path on a dump excerpt and a
-crawl that cites into it (`classifier.sample_data`): dump -> urls -> join -> train -> score."""
+"""The end-to-end demo on the embedded samples: every stage of the recipe in order, on one machine, in
+minutes, ending with a model that learned something and an HTML report (`smallgiant.report`).
+
+Stages: the samples of the crawl and of the six other sources (each written by code, no download) ->
+the six source jobs -> the Wikipedia-reference classifier (dataset, training) -> the perplexity models
+(an unfiltered CC pass gives the crawl sample for the cutoffs) -> the CC job with both quality scorers ->
+the tokenizer -> mixture shards from `data_manifests/demo.yaml` -> the `--plan` projection -> the tiny
+model trained on the shards on the CPU -> a sample generation -> report.json and report.html.
+
+Each stage is skipped while its outputs are up to date (`smallgiant.stages`), so a second run only
+re-renders what changed. A source whose job or sample is not part of this installation is skipped with
+a message, and the mixture is the demo manifest's over the sources present, shares renormalised.
+"""
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import json
 import os
+import shutil
+import time
+from typing import Any
+
+from smallgiant.stages import Stage, run_stages
+
+SOURCES = ("wikipedia", "github", "books", "arxiv", "stackexchange", "c4")
+MANIFEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data_manifests", "demo.yaml")
+# a crawl large enough that CommonCrawl, two thirds of the mixture, holds a few hundred thousand tokens
+CRAWL_PAGES = {"en": 1200, "de": 60, "fr": 60, "es": 40}
+VOCAB_SIZE = 2048
+TRAIN = {"max_steps": 300, "warmup_steps": 20, "log_every": 5, "checkpoint_every": 100, "tensorboard": False,
+         "device": "cpu", "compile": "off"}
+PROMPT = "The engineer"
+GENERATION = {"max_new_tokens": 48, "temperature": 0.8, "top_k": 40, "seed": 0}
 
 
-def run_demo(output: str, beam_args: list[str] | None = None) -> int:
-    from classifier.dataset import DatasetConfig, run as build_dataset
-    from classifier.model import train
-    from classifier.sample_data import write_sample as write_wiki_sample
-    from classifier.score import run as score
-    from pipeline.cc.config import CCConfig
-    from pipeline.cc.job import run as run_cc
-    from pipeline.sample_crawl import write_sample as write_crawl_sample
+def available_sources() -> tuple[list[str], dict[str, str]]:
+    """The six sources whose job and sample this installation has; the others with the reason."""
+    have, missing = [], {}
+    for name in SOURCES:
+        for module in (f"pipeline.sources.{name}", f"pipeline.sources.samples.{name}"):
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name and module.startswith(exc.name):  # the module itself is absent, not a dependency
+                    missing[name] = f"no module {module}"
+                    break
+                raise
+        else:
+            have.append(name)
+    return have, missing
 
-    crawl_dir = os.path.join(output, "sample_crawl")
-    os.makedirs(crawl_dir, exist_ok=True)
-    wet = os.path.join(crawl_dir, "CC-SAMPLE-00000.warc.wet.gz")
-    print(f"== CommonCrawl job: {len(write_crawl_sample(wet))} pages in {wet}")
-    stats = run_cc(CCConfig(input=wet, output=os.path.join(output, "cc")), beam_args)
 
-    wiki_dir = os.path.join(output, "sample_wiki")
-    sample = write_wiki_sample(wiki_dir)
-    print(f"== reference classifier: a dump excerpt citing {len(sample.cited_urls)} URLs, a crawl of "
-          f"{len(sample.crawl)} pages")
-    build_dataset(DatasetConfig(output=os.path.join(output, "refdata"), wikipedia=os.path.join(wiki_dir, "*.xml"),
-                                crawl=os.path.join(wiki_dir, "crawl.warc.wet.gz")), beam_args)
-    report = train(os.path.join(output, "refdata"), os.path.join(output, "refmodel"))
-    t = report["test"]
-    print(f"classifier test split: ROC-AUC {t['roc_auc']:.3f}, precision {t['precision']:.3f}, recall "
-          f"{t['recall']:.3f} at threshold {report['threshold']:.3f}; plot in {output}/refmodel/threshold.png")
-    score(os.path.join(output, "refmodel"), os.path.join(output, "cc", "docs", "*.parquet"),
-          os.path.join(output, "cc_scored"), beam_args)
-    print(f"curated documents: {os.path.join(output, 'cc', 'docs')} ({stats['documents_out']} kept); "
-          f"with reference scores: {os.path.join(output, 'cc_scored', 'docs')}")
+def demo_manifest(root: str, sources: list[str]):
+    """The demo manifest with its paths under `root`, over CommonCrawl and `sources`, shares summing to 1."""
+    from tokenizer.manifest import load_manifest
+    manifest = load_manifest(MANIFEST, root=root)
+    keep = [s for s in manifest.sources if s.name == "commoncrawl" or s.name in sources]
+    total = sum(s.share for s in keep)
+    return dataclasses.replace(manifest, sources=tuple(dataclasses.replace(s, share=s.share / total) for s in keep))
+
+
+def perplexity_available() -> str | None:
+    """None when KenLM's programs are installed, else why the perplexity stage cannot run."""
+    from pipeline.lm.train import kenlm_tool
+    try:
+        kenlm_tool("lmplz")
+        kenlm_tool("build_binary")
+    except FileNotFoundError as exc:
+        return str(exc)
+    return None
+
+
+class Demo:
+    """The demo's stages over one output directory."""
+
+    def __init__(self, output: str, beam_args: list[str] | None = None):
+        self.root = os.path.abspath(output)
+        self.beam_args = beam_args or []
+        self.sources, self.missing = available_sources()
+        self.no_perplexity = perplexity_available() if "wikipedia" in self.sources else \
+            "the Wikipedia source (its training text) is not available"
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    # -- samples and curation ---------------------------------------------------------------------------
+
+    def write_crawl(self) -> dict:
+        from pipeline.sample_crawl import write_sample
+        os.makedirs(self.path("sample_crawl"), exist_ok=True)
+        pages = write_sample(self.path("sample_crawl", "CC-SAMPLE-00000.warc.wet.gz"), pages_per_lang=CRAWL_PAGES)
+        print(f"   {len(pages)} pages in {self.path('sample_crawl')}")
+        return {"pages": len(pages)}
+
+    def run_source(self, name: str) -> dict:
+        from pipeline.sources import source_class
+        from pipeline.sources.job import run
+        sample = importlib.import_module(f"pipeline.sources.samples.{name}")
+        spec = sample.write_sample(self.path("samples", name))
+        stats = run(source_class(name)(), spec, self.path(name), self.beam_args)
+        return _funnel_figures(stats)
+
+    def write_reference_sample(self) -> dict:
+        from classifier.sample_data import write_sample
+        sample = write_sample(self.path("sample_wiki"))
+        print(f"   a dump excerpt citing {len(sample.cited_urls)} URLs, a crawl of {len(sample.crawl)} pages")
+        return {"cited_urls": len(sample.cited_urls), "crawl_pages": len(sample.crawl)}
+
+    def train_classifier(self) -> dict:
+        from classifier.dataset import DatasetConfig, run as build_dataset
+        from classifier.model import train
+        build_dataset(DatasetConfig(output=self.path("refdata"), wikipedia=self.path("sample_wiki", "*.xml"),
+                                    crawl=self.path("sample_wiki", "crawl.warc.wet.gz")), self.beam_args)
+        report = train(self.path("refdata"), self.path("refmodel"))
+        t = report["test"]
+        print(f"   test split: ROC-AUC {t['roc_auc']:.3f}, precision {t['precision']:.3f}, recall {t['recall']:.3f} "
+              f"at threshold {report['threshold']:.3f}")
+        return {"items": sum(s["total"] for s in report["split_sizes"].values()), "unit": "pages"}
+
+    def run_cc(self, out: str, scorers: bool) -> dict:
+        from pipeline.cc.config import CCConfig
+        from pipeline.cc.job import run
+        cfg = CCConfig(input=self.path("sample_crawl", "*.warc.wet.gz"), output=self.path(out))
+        if scorers and not self.no_perplexity:
+            from pipeline.lm.scorer import PerplexityScorer
+            cfg.scorers.append(PerplexityScorer(self.path("lm")))
+        if scorers:
+            from classifier.scorer import ReferenceScorer
+            cfg.scorers.append(ReferenceScorer(self.path("refmodel")))
+        return _funnel_figures(run(cfg, self.beam_args))
+
+    def train_perplexity(self) -> dict:
+        """CCNet's n-gram model of English Wikipedia, and its cutoffs over the unfiltered crawl."""
+        from pipeline.lm.cutoffs import compute_cutoffs
+        from pipeline.lm.train import train_language_model
+        text = self.path("lm_text", "wikipedia-en.txt")
+        docs = _write_language_text(self.path("wikipedia", "docs"), "en", text)
+        meta = train_language_model(text, "en", self.path("lm"), vocab_size=4000, seed=0)
+        cutoffs = compute_cutoffs(self.path("cc_unfiltered", "docs", "*.parquet"), self.path("lm"))
+        print(f"   en: {docs} Wikipedia documents, {meta['lines']:,} lines; cutoffs {cutoffs.get('en')}")
+        return {"items": meta["lines"], "unit": "lines", "cutoffs": cutoffs}
+
+    # -- tokenizer, shards, model ------------------------------------------------------------------------
+
+    def train_tokenizer(self) -> dict:
+        from tokenizer.train import train_tokenizer
+        report = train_tokenizer(demo_manifest(self.root, self.sources), self.path("tokenizer"),
+                                 vocab_size=VOCAB_SIZE, seed=0, threads=1)
+        held = report["held_out"]["all"]
+        print(f"   vocabulary {report['vocab_size']}, {held['bytes_per_token']} bytes per token on held-out text")
+        return {"items": report["training_text"]["bytes"], "unit": "bytes"}
+
+    def build_shards(self) -> dict:
+        from tokenizer.shards import ShardConfig, run
+        s = run(ShardConfig(demo_manifest(self.root, self.sources), self.path("tokenizer"), self.path("shards")),
+                self.beam_args)
+        return {"items": s["tokens_encoded"], "unit": "tokens", "shards": s["shards"]}
+
+    def make_plan(self) -> dict:
+        from pipeline.runtime.output import write_atomically
+        from tokenizer.manifest import DEFAULT_SHARD_TOKENS
+        from tokenizer.plan import format_plan, make_plan
+        # the projection's shards are the size a full build writes (data_manifests/llama1.yaml), not the demo's
+        plan = make_plan(demo_manifest(self.root, self.sources), self.path("tokenizer"),
+                         shard_tokens=DEFAULT_SHARD_TOKENS)
+        os.makedirs(self.path("plan"), exist_ok=True)
+        write_atomically(self.path("plan", "plan.json"), json.dumps(plan, indent=1, sort_keys=True).encode())
+        print(format_plan(plan))
+        return {"items": sum(s["sample_tokens"] for s in plan["sources"].values()), "unit": "tokens"}
+
+    def train_model(self) -> dict:
+        from train.config import preset
+        from train.trainer import train
+        cfg = dataclasses.replace(preset("tiny"), **TRAIN)
+        tmp = self.path(".model.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        summary = train(cfg, self.path("shards"), tmp)
+        shutil.rmtree(self.path("model"), ignore_errors=True)
+        os.replace(tmp, self.path("model"))
+        return {"items": summary["tokens"], "unit": "tokens", "final_loss": summary["final_loss"]}
+
+    def generate(self) -> dict:
+        from pipeline.runtime.output import write_atomically
+        from train.generate import Generator
+        gen = Generator.from_run(self.path("model"), self.path("tokenizer"))
+        out = gen.generate(PROMPT, **GENERATION)
+        write_atomically(self.path("generation.json"), json.dumps(out, indent=1, sort_keys=True).encode())
+        print(f"   {out['text']!r}")
+        return {"items": out["new_tokens"], "unit": "tokens"}
+
+    def write_report(self) -> dict:
+        from smallgiant.report import write_report
+        report = write_report(self.root, ["commoncrawl", *self.sources], self.missing,
+                              [s.name for s in self.stages()])
+        print(f"   {self.path('report.html')} and report.json")
+        return {"sections": len(report["sections"])}
+
+    # -- the graph ---------------------------------------------------------------------------------------
+
+    def stages(self) -> list[Stage]:
+        st = [Stage("crawl_sample", "the sample crawl (CommonCrawl WET)", self.write_crawl,
+                    ("sample_crawl",), params={"pages": CRAWL_PAGES})]
+        for name in self.sources:
+            st.append(Stage(f"source_{name}", f"{name}: sample and source job",
+                            lambda name=name: self.run_source(name), (f"{name}/stats.json",)))
+        st += [Stage("reference_sample", "Wikipedia-reference classifier: sample dump and crawl",
+                     self.write_reference_sample, ("sample_wiki",)),
+               Stage("classifier", "Wikipedia-reference classifier: dataset and training", self.train_classifier,
+                     ("refdata", "refmodel/report.json"), after=("reference_sample",))]
+        scorers_after = ("crawl_sample", "classifier")
+        if not self.no_perplexity:
+            st += [Stage("cc_unfiltered", "CommonCrawl job without quality scorers (sample for the cutoffs)",
+                         lambda: self.run_cc("cc_unfiltered", scorers=False), ("cc_unfiltered/stats.json",),
+                         after=("crawl_sample",)),
+                   Stage("perplexity", "perplexity models: KenLM 5-gram on Wikipedia (en), cutoffs",
+                         self.train_perplexity, ("lm",), after=("source_wikipedia", "cc_unfiltered"))]
+            scorers_after += ("perplexity",)
+        sources = ("cc",) + tuple(f"source_{n}" for n in self.sources)
+        st += [Stage("cc", "CommonCrawl job with the quality scorers", lambda: self.run_cc("cc", scorers=True),
+                     ("cc/stats.json",), after=scorers_after, params={"perplexity": not self.no_perplexity}),
+               Stage("tokenizer", "tokenizer (SentencePiece BPE)", self.train_tokenizer, ("tokenizer/report.json",),
+                     after=sources, params={"vocab_size": VOCAB_SIZE, "sources": self.sources}),
+               Stage("shards", "mixture shards", self.build_shards, ("shards/dataset.json", "shards/stats.json"),
+                     after=("tokenizer",)),
+               Stage("plan", "the --plan projection", self.make_plan, ("plan/plan.json",), after=("tokenizer",)),
+               Stage("train", "tiny model on the CPU", self.train_model, ("model/summary.json",), after=("shards",),
+                     params=TRAIN),
+               Stage("generate", "sample generation", self.generate, ("generation.json",), after=("train",),
+                     params={"prompt": PROMPT, **GENERATION})]
+        st.append(Stage("report", "report.html and report.json", self.write_report, ("report.html", "report.json"),
+                        after=tuple(s.name for s in st)))
+        return st
+
+
+def _funnel_figures(stats: dict[str, Any]) -> dict:
+    return {"items": stats["documents_in"], "unit": "documents", "kept": stats["documents_out"]}
+
+
+def _write_language_text(docs_dir: str, language: str, path: str) -> int:
+    """The text of the documents in `language` (metadata "language"), one file; the number of documents."""
+    import glob
+
+    from pipeline.doc_files import iter_rows
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    n = 0
+    with open(f"{path}.tmp", "w", encoding="utf-8") as out:
+        for file in sorted(glob.glob(os.path.join(docs_dir, "*.parquet"))):
+            for row in iter_rows(file, ["text", "metadata"]):
+                meta = json.loads(row["metadata"]) if isinstance(row["metadata"], str) else (row["metadata"] or {})
+                if meta.get("language", language) == language and row["text"]:
+                    out.write(row["text"] + "\n")
+                    n += 1
+    if not n:
+        raise ValueError(f"no {language} documents in {docs_dir}")
+    os.replace(f"{path}.tmp", path)
+    return n
+
+
+def run_demo(output: str, beam_args: list[str] | None = None, force: bool = False) -> int:
+    demo = Demo(output, beam_args)
+    os.makedirs(demo.root, exist_ok=True)
+    for name, why in demo.missing.items():
+        print(f"== {name}: not available in this installation ({why}); the mixture goes without it")
+    if demo.no_perplexity:
+        print(f"== perplexity filter: not available ({demo.no_perplexity}); the CC job runs without it")
+    t0 = time.time()
+    done = run_stages(demo.root, demo.stages(), force)
+    ran = [d for d in done if d["ran"]]
+    print(f"demo finished in {time.time() - t0:.1f} s: {len(ran)} stages ran, {len(done) - len(ran)} were up to date")
+    print(f"report: {demo.path('report.html')}")
     return 0
