@@ -172,6 +172,8 @@ def test_archives_compressed_text_and_jsonl_rows(tmp_path):
         "books/c/x1": "A JSONL book.", "books/c/2": "No id here."}
     assert docs["books/c/x1"].metadata["title"] == "Short" and docs["books/c/x1"].metadata["language"] == "de"
     assert docs["books/c/2"].url == "https://example.org/b"
+    # the file's name, not where the inputs happen to sit: moving them does not change the output
+    assert {d.metadata["file"] for d in docs.values()} == {"1342.zip", "b.txt.bz2", "books3.tar.gz", "c.jsonl"}
     dead = sorted((d.offset, d.reason.split(":")[0]) for d in items if isinstance(d, DeadLetter))
     assert dead == [(3, "bad JSON line"), (4, "binary data, not text (NUL character)"), (5, "bad JSON line")]
 
@@ -237,3 +239,11 @@ def test_same_input_same_bytes(sample_run, tmp_path):
     run(BooksSource(), spec, str(tmp_path / "again"), LOCAL)
     one, two = sorted((root / "out/docs").iterdir()), sorted((tmp_path / "again/docs").iterdir())
     assert [p.read_bytes() for p in one] == [p.read_bytes() for p in two]
+
+
+def test_near_dedup_leaves_the_documents_it_was_given_unchanged():
+    from pipeline.sources.books_dedup import _ApplyDrops
+    book = Document("books/b", "", "books", "text", {"title": "B"})
+    (out,) = _ApplyDrops("near_dedup").process(("k2", {"doc": [book], "drop": [("k1", "books/a", 0.95)]}))
+    assert out.value[1].doc.metadata == {"title": "B", "duplicate_of": "books/a", "overlap": 0.95}
+    assert book.metadata == {"title": "B"}  # Beam's input is not changed

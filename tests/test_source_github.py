@@ -371,3 +371,23 @@ def test_the_command_line(tmp_path):
     assert reasons["github/northwind-http-2.3.1/dist/bundle.min.js"].startswith("mean line length")
     ids = {d["id"] for d in read_rows(str(tmp_path / "out/docs"))}
     assert not any(i.startswith(("github/ocean-sql", "github/kite-lisp")) for i in ids)   # BSD not asked for
+
+
+def test_tar_streams_do_not_keep_every_member_and_the_top_folder_is_found_as_they_go():
+    from pipeline.sources.github_repos import _top_folder
+    from pipeline.sources.streams import tar_members
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for i in range(50):
+            info = tarfile.TarInfo(f"owner-repo-abc/src/f{i}.py")
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"x\n"))
+    buf.seek(0)
+    with tarfile.open(fileobj=buf, mode="r|*") as tar:
+        seen = []
+        for m in tar_members(tar):
+            seen.append(tar.extractfile(m).read())
+            assert len(tar.members) <= 1
+    assert seen == [b"x\n"] * 50
+    assert _top_folder(["r/a", "r/b/c"]) == "r/" and _top_folder(["r/a", "s/b"]) == ""
+    assert _top_folder(["r/a", "r"]) == "" and _top_folder(["a", "r/b"]) == "" and _top_folder([]) == ""

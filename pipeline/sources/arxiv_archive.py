@@ -26,6 +26,7 @@ from typing import BinaryIO, Iterator
 
 from pipeline.schema import DeadLetter
 from pipeline.sources.arxiv_latex import TEX_EXTENSIONS, is_source_name, normalise
+from pipeline.sources.streams import tar_members
 
 MAX_FILE_BYTES = 8_000_000
 MAX_PAPER_BYTES = 32_000_000
@@ -127,7 +128,7 @@ def read_papers(path: str, stream: BinaryIO) -> Iterator[PaperSource | DeadLette
 
 def _tar(path: str, stream: io.RawIOBase) -> Iterator[PaperSource | DeadLetter]:
     tar = tarfile.open(fileobj=io.BufferedReader(stream, 1 << 16), mode="r|")
-    members = iter(tar)
+    members = tar_members(tar)
     first = _next_file(members)
     if first is None:
         yield DeadLetter(path, 0, "an empty tar archive")
@@ -174,7 +175,7 @@ def _entry(path: str, tar: tarfile.TarFile, member: tarfile.TarInfo) -> PaperSou
         head = _read_up_to(inner, 512)
         if _is_tar_header(head):
             inner_tar = tarfile.open(fileobj=io.BufferedReader(_Prefixed(head, inner), 1 << 16), mode="r|")
-            members = iter(inner_tar)
+            members = tar_members(inner_tar)
             return _paper_tar(stem, where, member.offset, inner_tar, members, _next_file(members))
         return _single_file(stem, where, member.offset, head, inner)
     except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:

@@ -3,7 +3,6 @@ document per book."""
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ from typing import Iterator
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.base import Source, Step
 from pipeline.sources.books_gutenberg import decode_book, strip_boilerplate
+from pipeline.sources.streams import decompressed, tar_members
 
 _COMPRESSIONS = ("", ".gz", ".bz2", ".zst")
 TEXTS = tuple(".txt" + c for c in _COMPRESSIONS)
@@ -32,26 +32,17 @@ def _kind(path: str) -> str | None:
     return None
 
 
+def _file_name(path: str) -> str:
+    """The input file's name, for a document's metadata: where the inputs sit does not change the output."""
+    return posixpath.basename(path.replace(os.sep, "/"))
+
+
 def _stem(path: str) -> str:
-    name = posixpath.basename(path.replace(os.sep, "/"))
+    name = _file_name(path)
     for suffix in sorted(ARCHIVES + TEXTS + JSONL, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name
-
-
-def _decompressed(raw, path: str):
-    lower = path.lower()
-    if lower.endswith(".gz"):
-        import gzip
-        return gzip.GzipFile(fileobj=raw)
-    if lower.endswith(".bz2"):
-        import bz2
-        return bz2.BZ2File(raw)
-    if lower.endswith(".zst"):
-        import zstandard
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-    return raw
 
 
 def _normalise_newlines(text: str) -> str:
@@ -87,7 +78,8 @@ class BooksSource(Source):
 
     Documents: id books/<file name> for a text file, books/<archive>/<member> for an archive member,
     books/<file name>/<id or line number> for a JSONL line; url https://www.gutenberg.org/ebooks/<n> for
-    Gutenberg books; metadata title, author, language (ISO 639-1 when known), gutenberg_id, file.
+    Gutenberg books; metadata title, author, language (ISO 639-1 when known), gutenberg_id, file (the
+    input file's name).
     """
     name = "books"
     stages = ("boilerplate", "exact_dedup", "near_dedup")
@@ -114,7 +106,7 @@ class BooksSource(Source):
             yield DeadLetter(path, -1, "not a book file: .txt, .jsonl or an archive of .txt files (optionally "
                                        "compressed) expected")
         elif kind == "text":
-            with open_stream(path) as raw, _decompressed(raw, path) as f:
+            with open_stream(path) as raw, decompressed(raw, path) as f:
                 yield self._book(path, -1, f"books/{_stem(path)}", f.read(self.max_book_bytes + 1), {})
         elif kind == "jsonl":
             yield from self._read_jsonl(path)
@@ -130,13 +122,14 @@ class BooksSource(Source):
         text, why = decode_book(data)
         if text is None:
             return DeadLetter(path, offset, why, record_id=doc_id, preview=data[:DeadLetter.PREVIEW_BYTES])
-        return Document(doc_id, meta.pop("url", ""), self.name, _normalise_newlines(text), {"file": path, **meta})
+        return Document(doc_id, meta.pop("url", ""), self.name, _normalise_newlines(text),
+                        {"file": _file_name(path), **meta})
 
     def _read_tar(self, path: str) -> Iterator[Document | DeadLetter]:
         from pipeline.inputs import open_stream
         stem = _stem(path)
         with open_stream(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-            for member in tar:
+            for member in tar_members(tar):
                 if member.isfile() and member.name.lower().endswith(".txt"):
                     data = tar.extractfile(member).read(self.max_book_bytes + 1)
                     yield self._book(path, -1, f"books/{stem}/{member.name[:-4]}", data, {})
@@ -154,7 +147,7 @@ class BooksSource(Source):
     def _read_jsonl(self, path: str) -> Iterator[Document | DeadLetter]:
         from pipeline.inputs import open_stream
         stem = _stem(path)
-        with open_stream(path) as raw, _decompressed(raw, path) as f:
+        with open_stream(path) as raw, decompressed(raw, path) as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -174,7 +167,7 @@ class BooksSource(Source):
                                      preview=line[:DeadLetter.PREVIEW_BYTES])
                     continue
                 yield Document(doc_id, meta.pop("url", ""), self.name, _normalise_newlines(text),
-                               {"file": path, **meta})
+                               {"file": _file_name(path), **meta})
 
     # ------------------------------------------------------------ cleaning
     def steps(self) -> list[Step]:

@@ -13,7 +13,7 @@ Inputs (comma-separated, globs allowed):
 The matches of a glob follow the same rules (a matched directory is a directory of repositories).
 
 A unit of work (`Source.files`) is a repository directory (its path ends in `/`), an archive or an export
-file. Tar archives are streams, so they are read twice: once for the names and the root license files
+file. Tar archives are streams, so they are read twice: once for the top folder and the root license files
 (nothing else is kept), once for the files; memory stays bounded by one file.
 """
 from __future__ import annotations
@@ -27,9 +27,10 @@ import posixpath
 import tarfile
 import zipfile
 import zlib
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from pipeline.inputs import expand_inputs, open_stream
+from pipeline.sources.streams import decompressed, tar_members
 
 ARCHIVES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 EXPORTS = tuple(base + comp for base in (".jsonl", ".ndjson", ".json") for comp in ("", ".gz", ".bz2", ".zst")) \
@@ -146,37 +147,52 @@ def _dir_files_remote(root: str) -> Iterator[RepoFile]:
             yield RepoFile(rel, size, _read_limited(lambda p=path: open_stream(p)))
 
 
-def _top_folder(names: list[str]) -> str:
+class _TopFolder:
+    """The single folder every name of an archive sits in (with its `/`), or "", told name by name."""
+
+    def __init__(self):
+        self.top: str | None = None   # None: no name yet
+
+    def add(self, name: str) -> None:
+        first, sep, _ = name.partition("/")
+        top = first + "/" if sep else ""
+        self.top = top if self.top is None or self.top == top else ""
+
+    @property
+    def value(self) -> str:
+        return self.top or ""
+
+
+def _top_folder(names: Iterable[str]) -> str:
     """The single folder every name of an archive sits in (with its `/`), or ""."""
-    tops = {n.split("/", 1)[0] for n in names}
-    if len(tops) == 1 and all("/" in n for n in names):
-        return tops.pop() + "/"
-    return ""
+    top = _TopFolder()
+    for name in names:
+        top.add(name)
+    return top.value
 
 
 def _member_names_and_licenses(path: str, is_license: Callable[[str], bool], max_bytes: int):
-    """Pass 1 over a tar stream: regular member names and the texts of root license files. A broken
+    """Pass 1 over a tar stream: the archive's top folder and the texts of root license files. A broken
     archive ends the pass early; what was seen stands."""
-    names, licenses, error = [], {}, None
+    top, licenses, error = _TopFolder(), {}, None
     try:
         with open_stream(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-            for m in tar:
+            for m in tar_members(tar):
                 if not m.isfile():
                     continue
-                names.append(m.name)
+                top.add(m.name)
                 if is_license(m.name.split("/", 1)[-1]) or is_license(m.name):
                     licenses[m.name] = tar.extractfile(m).read(max_bytes)
     except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
         error = exc
-    top = _top_folder(names)
-    root_licenses = {n[len(top):]: text for n, text in licenses.items()
-                     if n.startswith(top) and is_license(n[len(top):])}
-    return top, root_licenses, error
+    root_licenses = {n[len(top.value):]: text for n, text in licenses.items()
+                     if n.startswith(top.value) and is_license(n[len(top.value):])}
+    return top.value, root_licenses, error
 
 
 def _tar_files(path: str, top: str) -> Iterator[RepoFile]:
     with open_stream(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-        for m in tar:
+        for m in tar_members(tar):
             if not m.isfile() or not m.name.startswith(top):
                 continue
             rel = m.name[len(top):]
@@ -274,21 +290,6 @@ def export_row(row: dict) -> ExportRow:
                      bool(row.get("binary")))
 
 
-def _text_stream(path: str) -> io.BufferedIOBase:
-    raw = open_stream(path)
-    lower = path.lower()
-    if lower.endswith(".gz"):
-        import gzip
-        return gzip.GzipFile(fileobj=raw)
-    if lower.endswith(".bz2"):
-        import bz2
-        return bz2.BZ2File(raw)
-    if lower.endswith(".zst"):
-        import zstandard
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
-    return raw
-
-
 def export_records(path: str, batch_rows: int = 256) -> Iterator[tuple[int, dict | Exception, bytes]]:
     """(row number, row dict or the error that made it unreadable, raw bytes for a preview)."""
     if path.lower().endswith(".parquet"):
@@ -301,7 +302,7 @@ def export_records(path: str, batch_rows: int = 256) -> Iterator[tuple[int, dict
                     n += 1
                     yield n, row, b""
         return
-    with _text_stream(path) as f:
+    with open_stream(path) as raw, decompressed(raw, path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
