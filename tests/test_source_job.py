@@ -87,3 +87,13 @@ def test_a_step_that_raises_costs_one_document(tmp_path):
     [rej] = _rows(tmp_path / "out/rejects")
     assert rej["stage"] == "strip" and rej["reason"] == "strip failed: KeyError: 'no such thing'"
     assert stats["documents_out"] == 2
+
+
+def test_exact_dedup_leaves_the_documents_it_was_given_unchanged():
+    from pipeline.sources.exact_dedup import _KeepSmallest
+    first, copy = Document("a", "", "lines", "same text", {}), Document("b", "", "lines", "same text", {})
+    out = list(_KeepSmallest("exact_dedup").process((b"hash", [("000001:000000001", copy),
+                                                               ("000000:000000001", first)])))
+    assert out[1] == ("000000:000000001", first)
+    rejected = out[0].value[1]
+    assert rejected.doc.metadata == {"duplicate_of": "a"} and copy.metadata == {}  # Beam's input is not changed

@@ -28,6 +28,7 @@ than one group and the shingle sets of the pairs it checks.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import apache_beam as beam
@@ -144,8 +145,9 @@ class _ApplyDrops(beam.DoFn):
             _, kept_id, share = drops[0]
             inc(f"{self.stage}.rejected")
             inc(f"{self.stage}.rejected_bytes", doc_bytes(doc.text))
-            doc.metadata["duplicate_of"] = kept_id
-            doc.metadata["overlap"] = round(share, 4)
+            # a new document: an element Beam handed in must not change
+            doc = dataclasses.replace(doc, metadata={**doc.metadata, "duplicate_of": kept_id,
+                                                     "overlap": round(share, 4)})
             reason = f"near duplicate of {kept_id}: {share:.1%} of the content overlaps"
             yield beam.pvalue.TaggedOutput(REJECTED, (key, Rejected(doc, self.stage, reason)))
 

@@ -3,6 +3,8 @@ text: in each group of identical texts the document with the smallest key (the f
 every other one is rejected as a duplicate of it. Any source's `dedup_steps` can use it (GitHub files, books)."""
 from __future__ import annotations
 
+import dataclasses
+
 import apache_beam as beam
 import xxhash
 
@@ -33,7 +35,8 @@ class _KeepSmallest(beam.DoFn):
                 continue
             inc(f"{self.stage}.rejected")
             inc(f"{self.stage}.rejected_bytes", doc_bytes(doc.text))
-            doc.metadata["duplicate_of"] = first_id
+            # a new document: an element Beam handed in must not change
+            doc = dataclasses.replace(doc, metadata={**doc.metadata, "duplicate_of": first_id})
             yield beam.pvalue.TaggedOutput(REJECTED, (key, Rejected(doc, self.stage, f"exact duplicate of {first_id}")))
 
 
