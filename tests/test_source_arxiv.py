@@ -265,3 +265,21 @@ def test_bad_input_is_dead_letters_and_good_papers_stay(tmp_path, monkeypatch):
     assert "corrupt entry 2301/2301.00002.gz" in reasons[2] and "not UTF-8" in reasons[3]
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["config"]["drop_appendix"] is True and stats["dead_letters"] == 4
+
+
+def test_a_paper_the_latex_code_cannot_handle_costs_that_paper_only(tmp_path, monkeypatch):
+    good = b"\\documentclass{x}\n\\begin{document}\n\\section{A}\nText.\n\\end{document}\n"
+    bad = b"\\documentclass{x}\n\\begin{document}\nBREAKS\n\\end{document}\n"
+    bulk = tmp_path / "bulk.tar"
+    bulk.write_bytes(_tar({"2301/2301.00001.gz": sample._gz(bad), "2301/2301.00002.gz": sample._gz(good)}))
+    choose_main = latex.choose_main
+
+    def fragile(texts):
+        if any("BREAKS" in t for t in texts.values()):
+            raise IndexError("string index out of range")
+        return choose_main(texts)
+    monkeypatch.setattr(latex, "choose_main", fragile)
+    items = list(ArxivSource().read(str(bulk)))
+    assert [type(i).__name__ for i in items] == ["DeadLetter", "Document"]
+    assert items[0].record_id == "2301.00001" and "IndexError" in items[0].reason
+    assert items[1].id == "arxiv/2301.00002"

@@ -59,7 +59,7 @@ class ArxivSource(Source):
         from pipeline.sources.arxiv_archive import PaperSource, read_papers
         with open_stream(path) as stream:
             for item in read_papers(path, stream):
-                yield paper_document(item) if isinstance(item, PaperSource) else item
+                yield _paper_or_dead_letter(item) if isinstance(item, PaperSource) else item
 
     def steps(self) -> list[Step]:
         from pipeline.sources import arxiv_latex as latex
@@ -100,6 +100,16 @@ class ArxivSource(Source):
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ArxivSource":
         return cls(args.drop_appendix, args.max_macro_depth, args.max_macro_uses)
+
+
+def _paper_or_dead_letter(paper) -> Document | Rejected | DeadLetter:
+    """`paper_document`, or a dead letter for that paper alone when it raises: a bulk archive holds
+    thousands of papers, and the rest of it is still read."""
+    try:
+        return paper_document(paper)
+    except Exception as exc:  # LaTeX as found in the wild: one paper the code cannot handle
+        return DeadLetter(paper.entry, paper.offset, f"cannot read the paper's LaTeX: {type(exc).__name__}: {exc}",
+                          record_id=paper.arxiv_id)
 
 
 def paper_document(paper) -> Document | Rejected | DeadLetter:
