@@ -78,3 +78,11 @@ def test_same_documents_same_bytes(tmp_path):
     one = sorted(p.name for p in (tmp_path / "one").iterdir())
     assert one == sorted(p.name for p in (tmp_path / "two").iterdir())
     assert all((tmp_path / "one" / n).read_bytes() == (tmp_path / "two" / n).read_bytes() for n in one)
+
+
+def test_documents_read_the_index_one_shard_at_a_time(tmp_path):
+    d = write_token_dataset(str(tmp_path / "ds"), _docs([5] * 12), shard_tokens=6, vocab_size=65536)
+    ds = TokenDataset(d)
+    first = next(ds.documents())
+    assert len(first) == 6 and len(ds._open) <= 2      # not every shard's index before the first document
+    assert sum(len(t) for t in TokenDataset(d).documents()) == len(ds)

@@ -74,8 +74,8 @@ def write_hf_tokenizer(model_file: str, directory: str) -> None:
     """tokenizer.json, tokenizer_config.json, special_tokens_map.json and a copy of tokenizer.model."""
     os.makedirs(directory, exist_ok=True)
     backend_tokenizer(model_file).save(os.path.join(directory, "tokenizer.json"))
-    _write_json(os.path.join(directory, "tokenizer_config.json"), _config())
-    _write_json(os.path.join(directory, "special_tokens_map.json"),
+    write_json(os.path.join(directory, "tokenizer_config.json"), _config())
+    write_json(os.path.join(directory, "special_tokens_map.json"),
                 {"bos_token": BOS, "eos_token": EOS, "unk_token": UNK})
     shutil.copyfile(model_file, os.path.join(directory, "tokenizer.model"))
 
@@ -95,7 +95,8 @@ def load_hf_tokenizer(directory: str):
     return tok
 
 
-def _write_json(path: str, data: dict) -> None:
+def write_json(path: str, data: dict) -> None:
+    """`data` as sorted, indented UTF-8 JSON: the form of every JSON file of a tokenizer directory."""
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, sort_keys=True, ensure_ascii=False)
         f.write("\n")

@@ -66,7 +66,7 @@ class Manifest:
 
     def files(self, name: str) -> list[str]:
         """Every file of a source, in a stable order without repeats; each of its paths must match."""
-        found: list[str] = []
+        found: dict[str, None] = {}
         for pattern in self.source(name).paths:
             path = self.resolve(pattern)
             try:
@@ -76,8 +76,8 @@ class Manifest:
             missing = [m for m in matches if not _exists(m)]
             if missing:
                 raise ManifestError(f"{self.path}: sources.{name}.paths: no file {missing[0]!r}")
-            found += [m for m in matches if m not in found]
-        return found
+            found.update(dict.fromkeys(matches))
+        return list(found)
 
 
 def _exists(path: str) -> bool:

@@ -228,8 +228,13 @@ class TokenDataset:
         return local + self._offsets[shard]
 
     def documents(self) -> Iterator[np.ndarray]:
-        """Every document's tokens, in stream order (a document ends where the next starts)."""
-        starts = np.concatenate([self.document_starts(i) for i in range(len(self.shards))] or [np.empty(0, INDEX_DTYPE)])
-        bounds = starts.tolist() + [self.num_tokens]
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            yield self.read(a, b - a)
+        """Every document's tokens, in stream order (a document ends where the next starts). Reads one
+        shard's index at a time: a dataset's whole index can be larger than memory."""
+        start = None
+        for i in range(len(self.shards)):
+            for nxt in self.document_starts(i).tolist():
+                if start is not None:
+                    yield self.read(start, nxt - start)
+                start = nxt
+        if start is not None:
+            yield self.read(start, self.num_tokens - start)

@@ -12,7 +12,6 @@ the same sample, seed and thread count give a byte-identical tokenizer.model.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -21,6 +20,7 @@ import time
 from typing import Iterable, Iterator
 
 from pipeline.lm.train import working_directory
+from tokenizer.hf import write_json
 from tokenizer.manifest import Manifest
 from tokenizer.sample import MAX_DOC_CHARS, SourceSample, draw_sample, mixture_texts
 
@@ -92,7 +92,7 @@ def train_tokenizer(manifest: Manifest, output: str, vocab_size: int = 32000,
             "sentencepiece": {**LLAMA_SETTINGS, "vocab_size": vocab_size}})
         report["seconds"] = {"sampling": round(t_sample, 2), "training": round(t_train, 2),
                              "total": round(time.time() - t0, 2)}
-        _write_json(os.path.join(tmp, "report.json"), report)
+        write_json(os.path.join(tmp, "report.json"), report)
     return report
 
 
@@ -193,8 +193,3 @@ def _staging(output: str):
     if old:
         shutil.rmtree(old)
 
-
-def _write_json(path: str, data: dict) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, ensure_ascii=False)
-        f.write("\n")
