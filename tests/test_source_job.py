@@ -89,11 +89,14 @@ def test_a_step_that_raises_costs_one_document(tmp_path):
     assert stats["documents_out"] == 2
 
 
-def test_exact_dedup_leaves_the_documents_it_was_given_unchanged():
-    from pipeline.sources.exact_dedup import _KeepSmallest
+def test_exact_dedup_keeps_the_smallest_key_and_leaves_its_input_unchanged():
+    from pipeline.sources.exact_dedup import _Apply, _duplicates
+    verdicts = list(_duplicates((b"hash", [("000001:000000001", "b"), ("000000:000000001", "a"),
+                                            ("000002:000000001", "c")])))
+    assert verdicts == [("000001:000000001", "a"), ("000002:000000001", "a")]
     first, copy = Document("a", "", "lines", "same text", {}), Document("b", "", "lines", "same text", {})
-    out = list(_KeepSmallest("exact_dedup").process((b"hash", [("000001:000000001", copy),
-                                                               ("000000:000000001", first)])))
-    assert out[1] == ("000000:000000001", first)
-    rejected = out[0].value[1]
+    [kept] = _Apply("exact_dedup").process(("000000:000000001", {"doc": [first], "duplicate_of": []}))
+    [dropped] = _Apply("exact_dedup").process(("000001:000000001", {"doc": [copy], "duplicate_of": ["a"]}))
+    assert kept == ("000000:000000001", first)
+    rejected = dropped.value[1]
     assert rejected.doc.metadata == {"duplicate_of": "a"} and copy.metadata == {}  # Beam's input is not changed
