@@ -101,9 +101,8 @@ def projection(manifest: Manifest, measured: dict[str, dict], total: int, shard_
 
 def make_plan(manifest: Manifest, tokenizer_dir: str, sample_docs: int = 200, total_tokens: int | None = None,
               shard_tokens: int | None = None, prices: Prices | None = None) -> dict[str, Any]:
-    import sentencepiece as spm
-    from tokenizer.shards import tokenizer_model
-    sp = spm.SentencePieceProcessor(model_file=tokenizer_model(tokenizer_dir))
+    from tokenizer.shards import load_tokenizer
+    sp, _ = load_tokenizer(tokenizer_dir)
     measured = {s.name: measure_source(sp, manifest.files(s.name), sample_docs) for s in manifest.sources}
     available = {name: int(m["text_bytes"] / m["bytes_per_token"]) if m["bytes_per_token"] else 0
                  for name, m in measured.items()}

@@ -61,6 +61,15 @@ def tokenizer_model(directory: str) -> str:
     return output.join(directory, TOKENIZER_FILE)
 
 
+def load_tokenizer(directory: str):
+    """(SentencePiece processor, SHA-256 of tokenizer.model) from a directory on any Beam filesystem."""
+    import sentencepiece as spm
+    from apache_beam.io.filesystems import FileSystems
+    with FileSystems.open(tokenizer_model(directory)) as f:
+        proto = f.read()
+    return spm.SentencePieceProcessor(model_proto=proto), hashlib.sha256(proto).hexdigest()
+
+
 class RowGroups(beam.DoFn):
     """(source, Parquet file) -> (source, file, row group): units of reading work, spread over workers
     without shuffling any text."""
@@ -276,11 +285,8 @@ def source_files(manifest: Manifest) -> list[tuple[str, str]]:
 
 def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> dict:
     """Build the dataset in cfg.output; print and return its summary."""
-    import sentencepiece as spm
     model_path = tokenizer_model(cfg.tokenizer)
-    with open(model_path, "rb") as f:
-        sha = hashlib.sha256(f.read()).hexdigest()
-    sp = spm.SentencePieceProcessor(model_file=model_path)
+    sp, sha = load_tokenizer(cfg.tokenizer)
     if sp.get_piece_size() > 65536:
         raise ValueError(f"vocabulary of {sp.get_piece_size()} does not fit the uint16 shard format")
     files = source_files(cfg.manifest)
