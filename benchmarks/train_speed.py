@@ -9,7 +9,8 @@
 It times the trainer's own step (train.trainer.StepRunner: forward and backward over the micro-batches
 with bf16 autocast and per-block torch.compile, gradient clipping, fused AdamW) on random tokens written
 in the shard format; the first --warmup steps (compilation, allocator warm-up) are not timed. MFU counts
-6N + 12*L*d*T FLOPs per token against the device's peak dense bf16 rate (H100 SXM: 989 TFLOP/s).
+6N + 12*L*d*T FLOPs per token (N: every parameter but the input embedding table, a lookup; see
+train/metrics.py) against the device's peak dense bf16 rate (H100 SXM: 989 TFLOP/s).
 Needs a CUDA GPU and only torch and numpy: without a GPU it says so and exits with status 2. --cpu-smoke
 runs the tiny config on CPU to check that the script works; its figures say nothing about GPU speed
 and are labelled as such.

@@ -189,6 +189,20 @@ def test_loading_refuses_pickles_that_are_not_checkpoint_bookkeeping(markov, tmp
     assert not os.path.exists("pwned") and not os.path.exists(tmp_path / "pwned")
 
 
+def test_metadata_unpickler_refuses_classes_that_dcp_modules_only_import():
+    import io
+    import pickle
+
+    from train.safe_reader import MetadataUnpickler
+    for module, name in (("torch.distributed.checkpoint.filesystem", "Tensor"),
+                         ("torch.distributed.checkpoint.metadata", "Enum")):
+        crafted = f"c{module}\n{name}\n)R.".encode()           # GLOBAL, empty tuple, REDUCE: call it
+        with pytest.raises(pickle.UnpicklingError, match=f"refers to {module}.{name}"):
+            MetadataUnpickler(io.BytesIO(crafted)).load()
+    own = MetadataUnpickler(io.BytesIO(b"ctorch.distributed.checkpoint.metadata\nStorageMeta\n)R.")).load()
+    assert type(own).__name__ == "StorageMeta"
+
+
 def test_command_line_resume_needs_only_the_run_directory(markov, tmp_path, capsys):
     import argparse
 

@@ -69,6 +69,7 @@ def setup(cfg: TrainConfig) -> Runtime:
 
 def teardown(rt: Runtime) -> None:
     if rt.distributed and dist.is_initialized():
+        dist.barrier()      # a process that leaves first must not close connections a peer still uses
         dist.destroy_process_group()
 
 

@@ -30,7 +30,9 @@ class MetadataUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module in DCP_MODULES:
             found = super().find_class(module, name)
-            if isinstance(found, type):              # classes (dataclasses, enums), never functions
+            # classes (dataclasses, enums) defined there, never functions, nor what the module imports
+            # from elsewhere (torch.Tensor, enum.Enum, pathlib.Path, ...)
+            if isinstance(found, type) and found.__module__ == module:
                 return found
         if module == "torch" and isinstance(getattr(torch, name, None), (torch.dtype, torch.layout, torch.memory_format)):
             return getattr(torch, name)
