@@ -203,6 +203,29 @@ def test_metadata_unpickler_refuses_classes_that_dcp_modules_only_import():
     assert type(own).__name__ == "StorageMeta"
 
 
+def test_checkpoint_storage_outside_its_directory_is_refused(tmp_path):
+    import dataclasses
+    import pickle
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    from train.safe_reader import SafeFileSystemReader
+    ckpt = tmp_path / "ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save({"w": torch.ones(3)}, checkpoint_id=str(ckpt), no_dist=True)
+    SafeFileSystemReader(str(ckpt)).read_metadata()          # the real one reads
+    with open(ckpt / ".metadata", "rb") as f:
+        meta = pickle.load(f)                                 # written by this test: trusted
+    meta.storage_data = {k: dataclasses.replace(v, relative_path="../../etc/passwd")
+                         for k, v in meta.storage_data.items()}
+    with open(ckpt / ".metadata", "wb") as f:
+        pickle.dump(meta, f)
+    with pytest.raises(pickle.UnpicklingError, match="points outside its checkpoint"):
+        SafeFileSystemReader(str(ckpt)).read_metadata()
+
+
 def test_command_line_resume_needs_only_the_run_directory(markov, tmp_path, capsys):
     import argparse
 

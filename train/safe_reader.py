@@ -4,11 +4,14 @@ DCP stores tensors as raw bytes, but two things in a checkpoint are pickles that
 planner load with no restriction, so a crafted checkpoint could run code: the `.metadata` file, and
 the non-tensor values (the optimizer's hyper-parameters) saved with torch.save. Here the metadata is
 unpickled with an allow-list (DCP's own metadata classes, torch.Size, dtypes, layouts and memory
-formats, paths, plain containers) and the values with torch.load(weights_only=True).
+formats, paths, plain containers) and the values with torch.load(weights_only=True). The metadata's
+storage entries must name files inside the checkpoint directory, so a crafted one cannot read another
+file into a tensor.
 """
 from __future__ import annotations
 
 import io
+import os
 import pickle
 from typing import Any
 
@@ -47,6 +50,10 @@ class SafeFileSystemReader(FileSystemReader):
             metadata = MetadataUnpickler(f).load()
         if not isinstance(metadata, Metadata):
             raise pickle.UnpicklingError(f"{path} does not hold DCP metadata")
+        for info in (metadata.storage_data or {}).values():
+            name = str(getattr(info, "relative_path", ""))
+            if os.path.basename(name) != name or name in ("", ".", ".."):
+                raise pickle.UnpicklingError(f"{path} points outside its checkpoint ({name!r}): refusing to load it")
         if getattr(metadata, "storage_meta", None) is None:
             metadata.storage_meta = StorageMeta()
         metadata.storage_meta.load_id = self.load_id
