@@ -66,7 +66,9 @@ def test_steps_in_order_on_documents():
         assert isinstance(doc, Document), stage
     assert doc.text == english and doc.metadata["language"] == "en"
     german = Document("g", "u", "c4", "Der Ingenieur erklärte die alte Brücke mit großer Geduld. " * 5)
-    assert steps["lid"](german) == "language de not in en"
+    rejected = steps["lid"](german)
+    assert rejected.reason == "language de not in en" and rejected.stage == "lid"
+    assert rejected.doc.metadata["language"] == "de" and german.metadata == {}   # scores kept, input unchanged
     assert steps["sentences"](Document("s", "u", "c4", "One here. Two here. Three here. Four here.")) == \
         "4 sentences < 5"
 

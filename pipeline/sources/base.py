@@ -29,10 +29,11 @@ from pipeline.schema import DeadLetter, Document, Rejected
 
 @dataclasses.dataclass
 class Step:
-    """A per-document step: returns the document (changed or not) to keep it, or a reason string to
-    reject it."""
+    """A per-document step: returns the document (changed or not) to keep it, a reason string to reject
+    it, or a `Rejected` whose document carries what the step measured (scores a threshold was applied to).
+    Steps build new documents rather than change the one they are given: Beam's inputs must not change."""
     stage: str
-    apply: Callable[[Document], "Document | str"]
+    apply: Callable[[Document], "Document | str | Rejected"]
 
 
 class Source:

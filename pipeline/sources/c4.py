@@ -3,6 +3,7 @@ deduplicated documents."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -128,14 +129,14 @@ class C4Source(Source):
                 Step("lines", _keep_lines), Step("sentences", _reject_few_sentences),
                 Step("lid", lambda doc: self._language(lid, doc))]
 
-    def _language(self, lid, doc: Document) -> Document | str:
+    def _language(self, lid, doc: Document) -> Document | Rejected:
         lang, score = lid.predict(doc.text)
-        # set on the document itself, so that a rejected one keeps the scores it was judged by
-        doc.metadata.update(language=lang, language_score=round(score, 4))
+        # a rejected page keeps the scores it was judged by
+        doc = dataclasses.replace(doc, metadata={**doc.metadata, "language": lang, "language_score": round(score, 4)})
         if score < self.lid_threshold:
-            return f"language score {score:.3f} < {self.lid_threshold} ({lang})"
+            return Rejected(doc, "lid", f"language score {score:.3f} < {self.lid_threshold} ({lang})")
         if self.languages is not None and lang not in self.languages:
-            return f"language {lang} not in {','.join(self.languages)}"
+            return Rejected(doc, "lid", f"language {lang} not in {','.join(self.languages)}")
         return doc
 
     def dedup_steps(self) -> list:

@@ -87,8 +87,8 @@ class ApplySteps(beam.DoFn):
                     result = step.apply(doc)
                 except Exception as exc:  # a document a step cannot handle costs that document only
                     result = f"{step.stage} failed: {type(exc).__name__}: {exc}"
-            if isinstance(result, str):
-                yield _rejected(key, Rejected(doc, step.stage, result))
+            if isinstance(result, (str, Rejected)):
+                yield _rejected(key, result if isinstance(result, Rejected) else Rejected(doc, step.stage, result))
                 return
             doc = result
             trimmed = before - doc_bytes(doc.text)
