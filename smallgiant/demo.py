@@ -159,11 +159,8 @@ class Demo:
 
     def make_plan(self) -> dict:
         from pipeline.runtime.output import write_atomically
-        from tokenizer.manifest import DEFAULT_SHARD_TOKENS
         from tokenizer.plan import format_plan, make_plan
-        # the projection's shards are the size a full build writes (data_manifests/llama1.yaml), not the demo's
-        plan = make_plan(demo_manifest(self.root, self.sources), self.path("tokenizer"),
-                         shard_tokens=DEFAULT_SHARD_TOKENS)
+        plan = make_plan(demo_manifest(self.root, self.sources), self.path("tokenizer"))
         os.makedirs(self.path("plan"), exist_ok=True)
         write_atomically(self.path("plan", "plan.json"), json.dumps(plan, indent=1, sort_keys=True).encode())
         print(format_plan(plan))

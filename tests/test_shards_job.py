@@ -119,4 +119,5 @@ def test_plan_from_the_command_line(data, tokenizer, tmp_path, capsys):
     plan = json.loads((tmp_path / "plan.json").read_text())
     for name in SOURCES:   # footers and a 200-document sample estimate what each source has
         assert abs(plan["sources"][name]["available_tokens"] - available[name]) / available[name] < 0.25
-    assert plan["full_build"]["shards"] == -(-1_400_000_000_000 // 4096)
+    assert plan["shards"] == -(-plan["total_tokens"] // 4096)          # this build: the manifest's shards
+    assert plan["full_build"]["shards"] == -(-1_400_000_000_000 // 2**27)   # the full one: full-size shards

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from tokenizer import mixture
-from tokenizer.manifest import Manifest
+from tokenizer.manifest import DEFAULT_SHARD_TOKENS, Manifest
 
 LLAMA_TOTAL = 1_400_000_000_000
 # share of bare SentencePiece speed the shard job keeps (benchmarks/shards.py; see benchmarks/RESULTS.md)
@@ -109,6 +109,8 @@ def make_plan(manifest: Manifest, tokenizer_dir: str, sample_docs: int = 200, to
     sources = [(s.name, s.share, s.epochs) for s in manifest.sources]
     total = total_tokens or manifest.total_tokens or mixture.derived_total(sources, available)
     shard_tokens = shard_tokens or manifest.shard_tokens
+    # a manifest without a total is a scaled-down one: its full build writes full-size shards
+    full_shard_tokens = shard_tokens if manifest.total_tokens else max(shard_tokens, DEFAULT_SHARD_TOKENS)
     this = {s.name: {**measured[s.name], "available_tokens": available[s.name],
                      "budget_tokens": int(s.share * total), "target_epochs": s.epochs,
                      "epochs": s.share * total / available[s.name] if available[s.name] else None}
@@ -116,7 +118,7 @@ def make_plan(manifest: Manifest, tokenizer_dir: str, sample_docs: int = 200, to
     return {"manifest": manifest.name, "total_tokens": total, "shards": math.ceil(total / shard_tokens),
             "output_bytes": 2 * total, "sources": this,
             "build": projection(manifest, measured, total, shard_tokens, prices or Prices()),
-            "full_build": projection(manifest, measured, manifest.total_tokens or LLAMA_TOTAL, shard_tokens,
+            "full_build": projection(manifest, measured, manifest.total_tokens or LLAMA_TOTAL, full_shard_tokens,
                                      prices or Prices())}
 
 
