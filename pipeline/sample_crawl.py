@@ -85,8 +85,9 @@ class SamplePage:
     boilerplate: list[str] = dataclasses.field(default_factory=list)
 
 
-def _sentence(rng: random.Random, lang: str, used: set[str], tries: int = 50) -> str:
-    """A sentence not used before; once the grammar runs short of new ones, a numbered variant."""
+def _sentence(rng: random.Random, lang: str, used: set[str], tries: int = 8) -> str:
+    """A sentence not used before while the grammar has new ones at hand; then one used before (pages
+    stay distinct: their sentences are drawn in a new order)."""
     g = GRAMMAR[lang]
     for _ in range(tries):
         s = g["pattern"].format(**{k: rng.choice(g[k]) for k in ("subj", "verb", "obj", "tail")})
@@ -94,8 +95,6 @@ def _sentence(rng: random.Random, lang: str, used: set[str], tries: int = 50) ->
         if s not in used:
             used.add(s)
             return s
-    s = f"{s[:-1]} {len(used)}{s[-1]}"
-    used.add(s)
     return s
 
 

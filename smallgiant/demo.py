@@ -26,7 +26,9 @@ from smallgiant.stages import Stage, run_stages
 SOURCES = ("wikipedia", "github", "books", "arxiv", "stackexchange", "c4")
 MANIFEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data_manifests", "demo.yaml")
 # a crawl large enough that CommonCrawl, two thirds of the mixture, holds a few hundred thousand tokens
-CRAWL_PAGES = {"en": 1200, "de": 60, "fr": 60, "es": 40}
+CRAWL_PAGES = {"en": 15000, "de": 60, "fr": 60, "es": 40}
+# the samples sized so that the mixture derived from demo.yaml is a few million tokens
+SAMPLE_SIZES = {"c4": {"docs": 2400}, "github": {"files_per_repo": 60}}
 VOCAB_SIZE = 2048
 TRAIN = {"max_steps": 300, "warmup_steps": 20, "log_every": 5, "checkpoint_every": 100, "tensorboard": False,
          "device": "cpu", "compile": "off"}
@@ -97,7 +99,7 @@ class Demo:
         from pipeline.sources import source_class
         from pipeline.sources.job import run
         sample = importlib.import_module(f"pipeline.sources.samples.{name}")
-        spec = sample.write_sample(self.path("samples", name))
+        spec = sample.write_sample(self.path("samples", name), **SAMPLE_SIZES.get(name, {}))
         stats = run(source_class(name)(), spec, self.path(name), self.beam_args)
         return _funnel_figures(stats)
 

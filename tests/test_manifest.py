@@ -47,7 +47,7 @@ def test_llama1_manifest_is_table_1():
 def test_demo_manifest_has_table_1_shares_and_demo_paths(tmp_path):
     m = load_manifest(os.path.join(REPO, "data_manifests", "demo.yaml"), root=str(tmp_path))
     assert [(s.name, s.share, s.epochs) for s in m.sources] == [row[:3] for row in TABLE_1]
-    assert m.total_tokens is None and m.shard_tokens == 32768
+    assert m.total_tokens is None and m.shard_tokens == 262144
     demo_dirs = ["cc", "c4", "github", "wikipedia", "books", "arxiv", "stackexchange"]
     assert [s.paths for s in m.sources] == [(f"{d}/docs/*.parquet",) for d in demo_dirs]
     wanted = touch(tmp_path / "books" / "docs" / "part-0.parquet")
