@@ -9,5 +9,6 @@
 - mixture: how many tokens each source contributes and how often each document repeats
 - shard_format: the token shard format, its writer and the trainer's reader
 - shards, shards_cli: `smallgiant tokenizer shards`, the Beam job that writes the shards
+- shards_report: realised vs target shares and epochs, and the job's printed summary
 - plan: `shards --plan`, the size and cost of a build before tokenizing everything
 """
