@@ -75,8 +75,14 @@ def warc_document(rec: WarcRecord, file: str) -> Document | DeadLetter | None:
 
 
 def to_document(rec: WarcRecord, file: str) -> Document | DeadLetter | None:
-    if rec.type == "conversion":
-        return wet_document(rec, file)
-    if rec.type == "response":
-        return warc_document(rec, file)
+    """The record's document, a dead letter saying why it is not one, or None for a record that is not
+    a page (warcinfo, request, metadata, non-HTML responses). A record the converter fails on costs that
+    record only."""
+    try:
+        if rec.type == "conversion":
+            return wet_document(rec, file)
+        if rec.type == "response":
+            return warc_document(rec, file)
+    except Exception as exc:
+        return _dead(rec, file, f"cannot convert record: {type(exc).__name__}: {exc}")
     return None

@@ -58,11 +58,7 @@ class ReadRecords(beam.DoFn):
                         yield dead(rec)
                         continue
                     offset = rec.offset
-                    try:
-                        doc = to_document(rec, path)
-                    except Exception as exc:  # one record the converter cannot handle costs that record only
-                        doc = DeadLetter(path, rec.offset, f"cannot convert record: {type(exc).__name__}: {exc}",
-                                         rec.record_id, rec.block[:DeadLetter.PREVIEW_BYTES])
+                    doc = to_document(rec, path)
                     if doc is None:
                         counts["skipped"] += 1
                         inc("read.skipped_records")

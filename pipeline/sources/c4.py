@@ -106,11 +106,7 @@ class C4Source(Source):
             if isinstance(rec, DeadLetter):
                 yield rec
                 continue
-            try:
-                page = to_document(rec, path)
-            except Exception as exc:  # one record the converter cannot handle costs that record only
-                page = DeadLetter(path, rec.offset, f"cannot convert record: {type(exc).__name__}: {exc}",
-                                  rec.record_id, rec.block[:DeadLetter.PREVIEW_BYTES])
+            page = to_document(rec, path)
             if page is None:
                 inc("read.skipped_records")  # warcinfo, request, metadata records, non-HTML responses
             elif isinstance(page, DeadLetter):
