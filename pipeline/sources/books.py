@@ -3,7 +3,6 @@ document per book."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import posixpath
@@ -15,7 +14,7 @@ from typing import Iterator
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.base import Source, Step
 from pipeline.sources.books_gutenberg import decode_book, strip_boilerplate
-from pipeline.sources.streams import decompressed, tar_members
+from pipeline.sources.streams import decompressed, jsonl_lines, tar_members
 
 _COMPRESSIONS = ("", ".gz", ".bz2", ".zst")
 TEXTS = tuple(".txt" + c for c in _COMPRESSIONS)
@@ -145,29 +144,23 @@ class BooksSource(Source):
                     yield self._book(path, -1, f"books/{stem}/{info.filename[:-4]}", data, {})
 
     def _read_jsonl(self, path: str) -> Iterator[Document | DeadLetter]:
-        from pipeline.inputs import open_stream
         stem = _stem(path)
-        with open_stream(path) as raw, decompressed(raw, path) as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                        raise ValueError('a line must be a JSON object with a "text" string')
-                except ValueError as exc:
-                    yield DeadLetter(path, n, f"bad JSON line: {exc}", record_id=f"books/{stem}/{n}",
-                                     preview=line[:DeadLetter.PREVIEW_BYTES])
-                    continue
-                meta = _row_metadata(row)
-                doc_id = f"books/{stem}/{row.get('id', n)}"
-                text = row["text"]
-                if "\0" in text:
-                    yield DeadLetter(path, n, "binary data, not text (NUL character)", record_id=doc_id,
-                                     preview=line[:DeadLetter.PREVIEW_BYTES])
-                    continue
-                yield Document(doc_id, meta.pop("url", ""), self.name, _normalise_newlines(text),
-                               {"file": _file_name(path), **meta})
+        for n, row, line in jsonl_lines(path):
+            if not isinstance(row, ValueError) and not (isinstance(row, dict) and isinstance(row.get("text"), str)):
+                row = ValueError('a line must be a JSON object with a "text" string')
+            if isinstance(row, ValueError):
+                yield DeadLetter(path, n, f"bad JSON line: {row}", record_id=f"books/{stem}/{n}",
+                                 preview=line[:DeadLetter.PREVIEW_BYTES])
+                continue
+            meta = _row_metadata(row)
+            doc_id = f"books/{stem}/{row.get('id', n)}"
+            text = row["text"]
+            if "\0" in text:
+                yield DeadLetter(path, n, "binary data, not text (NUL character)", record_id=doc_id,
+                                 preview=line[:DeadLetter.PREVIEW_BYTES])
+                continue
+            yield Document(doc_id, meta.pop("url", ""), self.name, _normalise_newlines(text),
+                           {"file": _file_name(path), **meta})
 
     # ------------------------------------------------------------ cleaning
     def steps(self) -> list[Step]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import logging
 import os
 import posixpath
@@ -30,7 +29,7 @@ import zlib
 from typing import Callable, Iterable, Iterator
 
 from pipeline.inputs import expand_inputs, open_stream
-from pipeline.sources.streams import decompressed, tar_members
+from pipeline.sources.streams import jsonl_lines, tar_members
 
 ARCHIVES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 EXPORTS = tuple(base + comp for base in (".jsonl", ".ndjson", ".json") for comp in ("", ".gz", ".bz2", ".zst")) \
@@ -302,17 +301,10 @@ def export_records(path: str, batch_rows: int = 256) -> Iterator[tuple[int, dict
                     n += 1
                     yield n, row, b""
         return
-    with open_stream(path) as raw, decompressed(raw, path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError(f"a row is a JSON object, not {type(row).__name__}")
-                yield n, row, b""
-            except ValueError as exc:
-                yield n, exc, line[:256]
+    for n, row, line in jsonl_lines(path):
+        if not isinstance(row, (dict, ValueError)):
+            row = ValueError(f"a row is a JSON object, not {type(row).__name__}")
+        yield n, row, b"" if isinstance(row, dict) else line[:256]
 
 
 def export_licenses(path: str, is_license: Callable[[str], bool],
