@@ -160,6 +160,14 @@ def _make_plan(hists: dict, cfg_sources, total: int | None, shard_tokens: int, b
             "buckets": mixture.n_buckets(planned, bucket_tokens), "shard_tokens": shard_tokens}
 
 
+def _bucket_starts(sizes: dict[int, int]) -> dict[int, int]:
+    """Where each bucket starts in the output stream: the tokens of all buckets before it."""
+    starts, total = {}, 0
+    for bucket in sorted(sizes):
+        starts[bucket], total = total, total + sizes[bucket]
+    return starts
+
+
 def _copies(item, plan: dict, seed: int):
     source, doc_id, tokens = item
     for r, p in plan["sources"][source].copies(seed, doc_id):
@@ -169,9 +177,9 @@ def _copies(item, plan: dict, seed: int):
 class CutBucket(beam.DoFn):
     """A sorted bucket of copies -> (shard, (offset in shard, starts a document, source, tokens))."""
 
-    def process(self, group, totals: dict, plan: dict):
+    def process(self, group, starts: dict, plan: dict):
         bucket, copies = group
-        offset = sum(n for b, n in totals.items() if b < bucket)
+        offset = starts[bucket]
         size = plan["shard_tokens"]
         for _, source, _, _, tokens in sorted(copies, key=lambda c: c[:4]):
             toks = np.frombuffer(tokens, dtype=shard_format.TOKEN_DTYPE)
@@ -232,10 +240,11 @@ def build(p: beam.Pipeline, cfg: ShardConfig, files: list[tuple[str, str]], mode
             | "Plan" >> beam.Map(_make_plan, sources, total, shard_tokens, bucket_tokens))
     _ = plan | "Save plan" >> beam.Map(lambda pl: _write_json(output.join(staging, PLAN_FILE), pl))
     copies = docs | "Copies" >> beam.FlatMap(_copies, beam.pvalue.AsSingleton(plan), seed)
-    totals = (copies | "Copy sizes" >> beam.Map(lambda kv: (kv[0], len(kv[1][4]) // 2))
-              | "Bucket sizes" >> beam.CombinePerKey(sum) | "Size table" >> beam.combiners.ToDict())
+    starts = (copies | "Copy sizes" >> beam.Map(lambda kv: (kv[0], len(kv[1][4]) // 2))
+              | "Bucket sizes" >> beam.CombinePerKey(sum) | "Size table" >> beam.combiners.ToDict()
+              | "Bucket starts" >> beam.Map(_bucket_starts))
     (copies | "Group buckets" >> beam.GroupByKey()
-     | "Cut at shard boundaries" >> beam.ParDo(CutBucket(), beam.pvalue.AsSingleton(totals),
+     | "Cut at shard boundaries" >> beam.ParDo(CutBucket(), beam.pvalue.AsSingleton(starts),
                                                beam.pvalue.AsSingleton(plan))
      | "Group shards" >> beam.GroupByKey()
      | "Write shards" >> beam.ParDo(WriteShard(staging, tokenizer_sha256)))
