@@ -23,12 +23,7 @@ OVERRIDES = {"tensorboard": "false", "log_every": "1", "max_steps": "8", "warmup
              "checkpoint_every": "100", "seq_len": "32", "global_batch_tokens": "256", "micro_batch_size": "4"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def losses(run_dir):

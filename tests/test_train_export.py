@@ -25,12 +25,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("safetensors")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def hf_tokenizer_dir(path: str, vocab_size: int) -> str:

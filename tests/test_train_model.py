@@ -14,12 +14,7 @@ from train.model import RMSNorm, Transformer, apply_rotary, clean_name, count_pa
 from train.parallel import apply_activation_checkpointing
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small(**overrides):
