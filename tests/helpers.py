@@ -43,3 +43,14 @@ def sample_wet(path: str, seed: int = 0):
     pages = make_pages(seed)
     write(path, wet_bytes(pages))
     return pages
+
+
+def source_command(argv: list[str]):
+    """`smallgiant pipeline SOURCE ...` parsed by the real parser of the source jobs; run it with
+    `args.func(args, LOCAL)`."""
+    import argparse
+
+    from pipeline.sources.cli import add_parsers
+    parser = argparse.ArgumentParser(prog="smallgiant pipeline")
+    add_parsers(parser.add_subparsers(dest="source", required=True))
+    return parser.parse_args(argv)

@@ -1,5 +1,4 @@
 """The arXiv source: macro expansion, comments, joining files, the cuts, archive formats, and the job."""
-import argparse
 import io
 import json
 import os
@@ -8,7 +7,7 @@ import tarfile
 
 import pytest
 
-from helpers import LOCAL, read_rows
+from helpers import LOCAL, read_rows, source_command
 from pipeline.schema import DeadLetter
 from pipeline.sources import arxiv_latex as latex
 from pipeline.sources.arxiv import ArxivSource
@@ -240,7 +239,7 @@ def test_same_input_same_bytes(sample_run, tmp_path):
     assert [p.read_bytes() for p in one] == [p.read_bytes() for p in two]
 
 
-def test_bad_input_is_dead_letters_and_good_papers_stay(tmp_path, monkeypatch):
+def test_bad_input_is_dead_letters_and_good_papers_stay(tmp_path):
     rng, used = random.Random(1), set()
     good = sample.single_paper(rng, used).encode()
     (tmp_path / "good.tex").write_bytes(good)
@@ -250,12 +249,8 @@ def test_bad_input_is_dead_letters_and_good_papers_stay(tmp_path, monkeypatch):
     bulk = _tar(entries)
     second = tarfile.open(fileobj=io.BytesIO(bulk)).getmembers()[1]
     (tmp_path / "cut.tar").write_bytes(bulk[: second.offset_data + 100])
-    import pipeline.sources.cli as cli
-    monkeypatch.setattr(cli, "SOURCES", {"arxiv": "pipeline.sources.arxiv:ArxivSource"})
-    parser = argparse.ArgumentParser()
-    cli.add_parsers(parser.add_subparsers(dest="source"))
-    args = parser.parse_args(["arxiv", "--input", f"{tmp_path}/*.tex,{tmp_path}/cut.tar",
-                              "--output", str(tmp_path / "out"), "--drop-appendix"])
+    args = source_command(["arxiv", "--input", f"{tmp_path}/*.tex,{tmp_path}/cut.tar",
+                           "--output", str(tmp_path / "out"), "--drop-appendix"])
     assert args.func(args, LOCAL) == 0
     ids = sorted(r["id"] for r in read_rows(str(tmp_path / "out" / "docs")))
     assert ids == ["arxiv/2301.00001", "arxiv/good"]

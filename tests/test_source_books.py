@@ -3,7 +3,6 @@ archives and JSONL, book-level near-dedup (91% vs 80% overlap, the smallest key 
 funnel on the sample."""
 from __future__ import annotations
 
-import argparse
 import bz2
 import io
 import json
@@ -16,9 +15,8 @@ import pytest
 
 from pipeline.inputs import InputError
 
-from helpers import LOCAL, read_rows
+from helpers import LOCAL, read_rows, source_command
 from pipeline.schema import DeadLetter, Document
-from pipeline.sources import cli
 from pipeline.sources.books import BooksSource
 from pipeline.minhash import lsh_params
 from pipeline.sources.books_dedup import candidate_threshold, overlap, shingle_set
@@ -136,10 +134,8 @@ def test_a_lower_threshold_from_the_command_line_takes_the_80_percent_copy_too(e
     original, _, far = editions
     (tmp_path / "a.txt").write_text(_as_book(original, 70))
     (tmp_path / "b.txt").write_text(_as_book(far, 66))
-    parser = argparse.ArgumentParser()
-    cli.add_parsers(parser.add_subparsers(dest="source"))
-    args = parser.parse_args(["books", "--input", f"{tmp_path / 'a.txt'},{tmp_path / 'b.txt'}",
-                              "--output", str(tmp_path / "out"), "--overlap", "0.75"])
+    args = source_command(["books", "--input", f"{tmp_path / 'a.txt'},{tmp_path / 'b.txt'}",
+                           "--output", str(tmp_path / "out"), "--overlap", "0.75"])
     assert args.func(args, LOCAL) == 0
     assert [d["id"] for d in read_rows(str(tmp_path / "out/docs"))] == ["books/a"]
     stats = json.loads((tmp_path / "out/stats.json").read_text())

@@ -1,14 +1,12 @@
 """The C4 source: C4's line and page heuristics, reading released JSON shards and raw WET pages (bad input
 included), the job's funnel on the sample with dedup and language ID, and byte-identical reruns."""
-import argparse
 import gzip
 import json
 
 import pytest
 
-from helpers import LOCAL, conversion, read_rows, record_id
+from helpers import LOCAL, conversion, read_rows, record_id, source_command
 from pipeline.schema import DeadLetter, Document
-from pipeline.sources import cli
 from pipeline.sources.c4 import C4Source
 from pipeline.sources.c4_rules import count_sentences, has_curly_brace, has_lorem_ipsum, kept_lines
 from pipeline.sources.job import run
@@ -160,11 +158,7 @@ def _bad_files(directory) -> list[str]:
 def sample_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("c4")
     spec = ",".join([write_sample(str(root / "sample"), docs=20, raw_pages=6)] + _bad_files(root / "bad"))
-    parser = argparse.ArgumentParser()
-    with pytest.MonkeyPatch.context() as patch:  # the parser of this source alone
-        patch.setattr(cli, "SOURCES", {"c4": cli.SOURCES["c4"]})
-        cli.add_parsers(parser.add_subparsers(dest="source"))
-    args = parser.parse_args(["c4", "--input", spec, "--output", str(root / "out"), "--output-shards", "2"])
+    args = source_command(["c4", "--input", spec, "--output", str(root / "out"), "--output-shards", "2"])
     assert args.func(args, LOCAL) == 0
     return spec, root
 

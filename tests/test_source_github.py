@@ -2,7 +2,6 @@
 repositories (folders, tarballs, zips, exports, object-store prefixes), bad input, exact dedup, the funnel."""
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import json
@@ -15,9 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.io.filesystem import FileMetadata, FileSystem
 
-from helpers import LOCAL, read_rows
+from helpers import LOCAL, read_rows, source_command
 from pipeline.schema import DeadLetter, Document, Rejected
-from pipeline.sources import cli
 from pipeline.sources.github import GithubSource, decode_source
 from pipeline.sources.github_code import LANGUAGES, QualityRule, language_of, strip_license_header
 from pipeline.sources.github_license import is_license_file, licenses_in_text, verdict
@@ -355,11 +353,9 @@ def test_same_input_same_bytes(sample_run, tmp_path):
 
 
 def test_the_command_line(tmp_path):
-    parser = argparse.ArgumentParser()
-    cli.add_parsers(parser.add_subparsers(dest="source"))
     spec = sample.write_sample(str(tmp_path / "in"), files_per_repo=1, bad=False)
-    args = parser.parse_args(["github", "--input", spec, "--output", str(tmp_path / "out"), "--max-line-length",
-                              "4000", "--licenses", "MIT,Apache-2.0"])
+    args = source_command(["github", "--input", spec, "--output", str(tmp_path / "out"), "--max-line-length",
+                           "4000", "--licenses", "MIT,Apache-2.0"])
     source = GithubSource.from_args(args)
     assert (source.max_line_length, source.licenses) == (4000, ("Apache-2.0", "MIT"))
     assert args.func(args, LOCAL) == 0

@@ -1,12 +1,11 @@
 """The Stack Exchange source: reading dumps, choosing sites, HTML to text, the join, and the job."""
-import argparse
 import io
 import json
 import os
 
 import pytest
 
-from helpers import LOCAL, read_rows
+from helpers import LOCAL, read_rows, source_command
 from pipeline.schema import DeadLetter, Document
 from pipeline.sources.job import run
 from pipeline.sources.samples import stackexchange as sample
@@ -157,7 +156,7 @@ def test_same_input_same_bytes(sample_run, tmp_path):
     assert [p.read_bytes() for p in one] == [p.read_bytes() for p in two]
 
 
-def test_bad_input_is_dead_letters_and_good_posts_stay(tmp_path, monkeypatch):
+def test_bad_input_is_dead_letters_and_good_posts_stay(tmp_path):
     good = (HEAD + row(Id=1, PostTypeId=1, Score=1, Title="Q", Body="<p>question</p>")
             + b'  <row Id="2" PostTypeId="2" ParentId="1" Score="1" Body="oops />\n'
             + row(Id=3, PostTypeId=2, ParentId=1, Score=9, Body="<p>nine</p>")
@@ -167,12 +166,8 @@ def test_bad_input_is_dead_letters_and_good_posts_stay(tmp_path, monkeypatch):
     sample.write_7z(str(tmp_path / "whole.7z"), {"Posts.xml": good})
     (tmp_path / "cut.stackexchange.com.7z").write_bytes((tmp_path / "whole.7z").read_bytes()[:200])
     os.remove(tmp_path / "whole.7z")
-    import pipeline.sources.cli as cli
-    monkeypatch.setattr(cli, "SOURCES", {"stackexchange": "pipeline.sources.stackexchange:StackExchangeSource"})
-    parser = argparse.ArgumentParser()
-    cli.add_parsers(parser.add_subparsers(dest="source"))
-    args = parser.parse_args(["stackexchange", "--input", str(tmp_path), "--output", str(tmp_path / "out"),
-                              "--top-sites", "5"])
+    args = source_command(["stackexchange", "--input", str(tmp_path), "--output", str(tmp_path / "out"),
+                           "--top-sites", "5"])
     assert args.func(args, LOCAL) == 0
     docs = read_rows(str(tmp_path / "out" / "docs"))
     assert [(r["id"], r["text"]) for r in docs] == [

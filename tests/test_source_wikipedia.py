@@ -1,6 +1,5 @@
 """The Wikipedia source: wikitext to prose, the dump reader's site info and damage handling, the job's funnel
 on the sample with bad dumps beside it, and byte-identical reruns."""
-import argparse
 import bz2
 import io
 import json
@@ -9,9 +8,8 @@ import sys
 
 import pytest
 
-from helpers import LOCAL, read_rows
+from helpers import LOCAL, read_rows, source_command
 from pipeline.schema import DeadLetter, Document, Rejected
-from pipeline.sources import cli
 from pipeline.sources.job import run
 from pipeline.sources.samples.wikipedia import dump_bytes, page_xml, write_sample
 from pipeline.sources.wikipedia import LANGUAGES, WikipediaSource
@@ -214,11 +212,7 @@ def _bad_dumps(directory) -> list[str]:
 def sample_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("wikipedia")
     spec = ",".join([write_sample(str(root / "sample"), articles=3)] + _bad_dumps(root / "bad"))
-    parser = argparse.ArgumentParser()
-    with pytest.MonkeyPatch.context() as patch:  # the parser of this source alone
-        patch.setattr(cli, "SOURCES", {"wikipedia": cli.SOURCES["wikipedia"]})
-        cli.add_parsers(parser.add_subparsers(dest="source"))
-    args = parser.parse_args(["wikipedia", "--input", spec, "--output", str(root / "out"), "--output-shards", "2"])
+    args = source_command(["wikipedia", "--input", spec, "--output", str(root / "out"), "--output-shards", "2"])
     assert args.func(args, LOCAL) == 0
     return spec, root
 
