@@ -1,7 +1,7 @@
 """Reading stage: files -> (key, Document), with dead letters and skipped records counted.
 
-A document's key is `<file index>:<record number>`: unique, and ordered as the input is, so that "the
-first copy" and "the smallest key" mean the same thing everywhere in the job.
+Documents are keyed by `pipeline.runtime.output.doc_key`: input order, so that "the first copy" and
+"the smallest key" mean the same thing everywhere in the job.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import logging
 import apache_beam as beam
 
 from pipeline.runtime.counters import doc_bytes, inc, timed_iter
+from pipeline.runtime.output import doc_key
 from pipeline.runtime.progress import Progress
 from pipeline.inputs import open_stream
 from pipeline.records import to_document
@@ -18,10 +19,6 @@ from pipeline.warc import read_warc
 
 DEAD = "dead"
 log = logging.getLogger(__name__)
-
-
-def doc_key(file_index: int, seq: int) -> str:
-    return f"{file_index:06d}:{seq:09d}"
 
 
 class ReadRecords(beam.DoFn):

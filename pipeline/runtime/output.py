@@ -23,6 +23,12 @@ STAGING = "_staging"
 ROW_GROUP = 10_000
 
 
+def doc_key(file_index: int, seq: int) -> str:
+    """A document's key, `<file index>:<record number>`: unique, and ordered as the input is, so that "the
+    first copy" and "the smallest key" mean the same thing in every job."""
+    return f"{file_index:06d}:{seq:09d}"
+
+
 def shard_of(key: str, n_shards: int) -> int:
     """Keys start with the input file's index (`<file>:<position>`), so a shard holds whole files."""
     prefix = key.split(":", 1)[0]

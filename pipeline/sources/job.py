@@ -9,10 +9,10 @@ from typing import Iterator
 
 import apache_beam as beam
 
-from pipeline.cc.read import doc_key
 from pipeline.runtime import output
 from pipeline.runtime.counters import doc_bytes, inc, timed, timed_iter
 from pipeline.runtime.funnel import counters_of, format_funnel, stage_funnel
+from pipeline.runtime.output import doc_key
 from pipeline.runtime.progress import Progress
 from pipeline.runtime.runner import local_cores, make_pipeline, pipeline_options
 from pipeline.schema import DEAD_LETTER_SCHEMA, DOC_SCHEMA, REJECT_SCHEMA, DeadLetter, Document, Rejected
