@@ -81,9 +81,17 @@ def write_shard(directory: str, index: int, tokens: np.ndarray, doc_starts: np.n
     return meta
 
 
+def _replace_local(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
 def write_manifest(directory: str, shards: list[dict[str, Any]], header: dict[str, Any],
-                   open_write: Callable[[str], Any] = _local_writer) -> dict[str, Any]:
-    """Write dataset.json (last, atomically where the filesystem renames) from the shards' metadata."""
+                   write_atomically: Callable[[str, bytes], None] = _replace_local) -> dict[str, Any]:
+    """Write dataset.json, last, from the shards' metadata. `write_atomically(path, data)` makes it appear
+    whole (a temporary name renamed locally; a Beam filesystem's writer on a cluster)."""
     shards = sorted(shards, key=lambda s: s["name"])
     expected = [shard_name(i) for i in range(len(shards))]
     if [s["name"] for s in shards] != expected:
@@ -98,16 +106,7 @@ def write_manifest(directory: str, shards: list[dict[str, Any]], header: dict[st
                 "source_tokens": dict(sorted(per_source.items())),
                 "shards": [{k: s[k] for k in ("name", "tokens", "documents", "continued_tokens", "sources", "sha256")}
                            for s in shards]}
-    data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-    path = os.path.join(directory, MANIFEST)
-    if open_write is _local_writer:
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    else:
-        with open_write(path) as f:
-            f.write(data)
+    write_atomically(os.path.join(directory, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True).encode())
     return manifest
 
 

@@ -301,19 +301,9 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> dict:
               "manifest": {"name": cfg.manifest.name, "path": cfg.manifest.path},
               "target_total_tokens": cfg.the_total,
               "mixture": mixture_report(shards, plan)}
-    manifest = shard_format.write_manifest(cfg.output, shards, header, open_write=_atomic_writer)
+    manifest = shard_format.write_manifest(cfg.output, shards, header, output.write_atomically)
     output.clear_staging(cfg.output)
     summary = job_summary(manifest, counters, wall, local_cores(opts))
     _write_json(output.join(cfg.output, "stats.json"), summary)
     print(format_summary(summary), flush=True)
     return summary
-
-
-def _atomic_writer(path: str):
-    import io
-
-    class _Atomic(io.BytesIO):
-        def close(self):
-            output.write_atomically(path, self.getvalue())
-            super().close()
-    return _Atomic()
