@@ -41,7 +41,7 @@ def test_documents_round_trip_across_shards(tmp_path_factory, lengths, shard_tok
 
 def test_continued_tokens_say_where_a_split_document_ends(tmp_path):
     docs = _docs([9, 2])  # 10 and 3 tokens
-    ds = TokenDataset(write_token_dataset(str(tmp_path), docs, shard_tokens=6, vocab_size=100))
+    ds = TokenDataset(write_token_dataset(str(tmp_path), docs, shard_tokens=6, vocab_size=65536))
     assert [s["continued_tokens"] for s in ds.shards] == [0, 4, 1]
     assert ds.document_starts(1).tolist() == [10] and ds.document_starts(2).tolist() == []
 

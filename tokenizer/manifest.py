@@ -3,8 +3,11 @@ epochs, and where each source's curated documents live (LLaMA-1's Table 1 as dat
 
 A manifest is a YAML file (`data_manifests/`), validated completely on load: every error names the file
 and the key, e.g. `llama1.yaml: sources.github.share: must be >= 0`. Relative paths resolve against a data
-root (by default the manifest's own directory); absolute paths and URLs (gs://, s3://) are used as they
-are. Pure Python: nothing here imports Beam until a glob on a remote filesystem is expanded.
+root (by default the manifest's own directory) and must stay under it (`../` that leaves the root is an
+error); absolute paths and URLs (gs://, s3://) are used as they are. YAML anchors and aliases (`&a`, `*a`)
+are refused as soon as they are parsed: a manifest has no use for them, and nested aliases expand
+exponentially (a kilobyte of "billion laughs" needs gigabytes once built). Pure Python: nothing here
+imports Beam until a glob on a remote filesystem is expanded.
 """
 from __future__ import annotations
 
@@ -95,7 +98,7 @@ def load_manifest(path: str, root: str | None = None, check_paths: bool = False)
     with open(path, encoding="utf-8") as f:
         try:
             data = yaml.load(f, Loader=_UniqueKeyLoader)
-        except _DuplicateKey as exc:
+        except (_DuplicateKey, _AliasRefused) as exc:
             raise ManifestError(f"{path}: {exc}") from None
         except yaml.YAMLError as exc:
             raise ManifestError(f"{path}: not valid YAML: {exc}") from None
@@ -124,9 +127,23 @@ class _DuplicateKey(yaml.YAMLError):
     pass
 
 
+class _AliasRefused(yaml.YAMLError):
+    pass
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, except that a key written twice in one mapping is an error: plain YAML keeps
-    the last one silently, which would drop a source (or a setting) without a word."""
+    """YAML's safe loader, except that a key written twice in one mapping is an error (plain YAML keeps
+    the last one silently, which would drop a source or a setting without a word), and that an anchor or
+    an alias is an error the moment the parser reports it, before any node is built."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+            sign = "*" if kind == "alias" else "&"
+            raise _AliasRefused(f"line {event.start_mark.line + 1}: YAML {kind} {sign}{event.anchor[:40]}: "
+                                "anchors and aliases are not allowed in a manifest; write each value out")
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         sources_nodes = self.__dict__.setdefault("_sources_nodes", set())
@@ -172,6 +189,10 @@ def _source(check: "_Checker", name: Any, raw: Any) -> SourceSpec:
     paths = check.strings(f"{key}.paths", raw["paths"])
     if not paths:
         check.fail(f"{key}.paths", "must name at least one path or glob")
+    for i, path in enumerate(paths):
+        if _leaves_root(path):
+            check.fail(f"{key}.paths[{i}]", f"{path!r} leaves the data root (relative paths resolve under it; "
+                       "name a directory elsewhere by its absolute path or URL)")
     disk = raw.get("disk")
     if disk is not None:
         disk = check.string(f"{key}.disk", disk)
@@ -179,6 +200,13 @@ def _source(check: "_Checker", name: Any, raw: Any) -> SourceSpec:
     if "description" in raw:
         check.string(f"{key}.description", raw["description"])
     return SourceSpec(name=name, share=share, epochs=epochs, paths=paths, disk=disk, languages=languages)
+
+
+def _leaves_root(path: str) -> bool:
+    """A relative path whose `..` components climb above the directory it is resolved against."""
+    if "://" in path or os.path.isabs(path):
+        return False
+    return os.path.normpath(path).split(os.sep)[0] == ".."
 
 
 def _kind(value: Any) -> str:

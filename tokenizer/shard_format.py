@@ -153,8 +153,9 @@ def write_token_dataset(directory: str, documents: Iterable[tuple[str, np.ndarra
 
 
 class TokenDataset:
-    """Random access to the token stream of a dataset, memory-mapped. Each shard's checksums are
-    verified the first time it is opened (`verify=False` trusts the files)."""
+    """Random access to the token stream of a dataset, memory-mapped. Opening it checks every shard's
+    name and file sizes; each shard's checksums and token ids (below vocab_size) are verified the first
+    time it is read (`verify=False` trusts the files' contents)."""
 
     def __init__(self, path: str, verify: bool = True):
         self.directory = os.path.dirname(path) if path.endswith(".json") else path
@@ -172,8 +173,42 @@ class TokenDataset:
         self.vocab_size = int(self.manifest["vocab_size"])
         self.eos_id, self.bos_id = int(self.manifest["eos_id"]), int(self.manifest["bos_id"])
         self.tokenizer_sha256 = self.manifest.get("tokenizer", {}).get("sha256", "")
+        if not 0 < self.vocab_size <= np.iinfo(TOKEN_DTYPE).max + 1:
+            raise ShardFormatError(f"{manifest_path}: vocab_size {self.vocab_size} does not fit uint16 tokens")
+        self._check_shards(manifest_path)
         self._offsets = np.cumsum([0] + [s["tokens"] for s in self.shards]).tolist()
         self._open: dict[int, np.ndarray] = {}
+
+    def _check_shards(self, manifest_path: str) -> None:
+        """Every entry names this format's shard of its position, and that shard's files have the sizes the
+        entry gives: a foreign name, a missing or a truncated file is an error when the dataset opens,
+        not when training reaches it. Sizes only: checksums are verified when a shard is first read."""
+        if not isinstance(self.shards, list):
+            raise ShardFormatError(f"{manifest_path}: shards must be a list, not {type(self.shards).__name__}")
+        for i, entry in enumerate(self.shards):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if name != shard_name(i):
+                raise ShardFormatError(f"{manifest_path}: shards[{i}]: name {str(name)[:200]!r} is not "
+                                       f"{shard_name(i)!r}: shards are named by the format, in order")
+            for field in ("tokens", "documents"):
+                if isinstance(entry.get(field), bool) or not isinstance(entry.get(field), int) or entry[field] < 0:
+                    raise ShardFormatError(f"{manifest_path}: shards[{i}] ({name}): {field} "
+                                           f"{entry.get(field)!r} is not a count")
+            for suffix, field, dtype in ((".bin", "tokens", TOKEN_DTYPE), (".idx", "documents", INDEX_DTYPE)):
+                self._check_size(os.path.join(self.directory, name + suffix), entry[field], field, dtype)
+        total = sum(entry["tokens"] for entry in self.shards)
+        if total != self.num_tokens:
+            raise ShardFormatError(f"{manifest_path}: num_tokens {self.num_tokens} but the shards hold {total}")
+
+    @staticmethod
+    def _check_size(path: str, count: int, what: str, dtype: np.dtype) -> None:
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            raise ShardFormatError(f"{path}: {exc.strerror}: the dataset is incomplete") from None
+        if size != count * dtype.itemsize:
+            raise ShardFormatError(f"{path}: {size} bytes, but {MANIFEST} gives {count} {what} "
+                                   f"({count * dtype.itemsize} bytes): the file is truncated or not this shard's")
 
     def __len__(self) -> int:
         return self.num_tokens
@@ -192,8 +227,18 @@ class TokenDataset:
             size = os.path.getsize(path)
             if size != entry["tokens"] * TOKEN_DTYPE.itemsize:
                 raise ShardFormatError(f"{path}: {size} bytes, expected {entry['tokens']} tokens")
-            arr = self._open[i] = np.memmap(path, dtype=TOKEN_DTYPE, mode="r") if size else np.empty(0, TOKEN_DTYPE)
+            arr = np.memmap(path, dtype=TOKEN_DTYPE, mode="r") if size else np.empty(0, TOKEN_DTYPE)
+            if self.verify:
+                self._check_vocabulary(entry["name"], arr)
+            self._open[i] = arr
         return arr
+
+    def _check_vocabulary(self, name: str, tokens: np.ndarray) -> None:
+        """Every token id is below vocab_size: a larger one would index past the model's embedding."""
+        if len(tokens) and int(tokens.max()) >= self.vocab_size:
+            offset = int(np.argmax(tokens >= self.vocab_size))
+            raise ShardFormatError(f"{name}.bin: token {int(tokens[offset])} at offset {offset} is outside the "
+                                   f"vocabulary of {self.vocab_size} in {MANIFEST}")
 
     def read(self, start: int, length: int) -> np.ndarray:
         """Tokens [start, start + length) of the whole stream, as a new uint16 array."""

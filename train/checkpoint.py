@@ -73,6 +73,16 @@ def latest_checkpoint(directory: str) -> tuple[int, str] | None:
     return found[-1] if found else None
 
 
+def read_trainer_state(path: str) -> Any:
+    """The parsed trainer_state.json of a checkpoint directory (train/state_check.py checks it)."""
+    where = os.path.join(path, TRAINER_STATE)
+    with open(where, "rb") as f:
+        try:
+            return json.load(f)
+        except ValueError as exc:          # JSON syntax and UTF-8 errors alike
+            raise ValueError(f"{where}: not valid JSON ({exc})") from None
+
+
 class Checkpointer:
     def __init__(self, directory: str, keep: int, rt: Runtime):
         self.directory, self.keep, self.rt = directory, keep, rt
@@ -108,8 +118,7 @@ class Checkpointer:
 
     def load(self, path: str, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
         """Load model (and optimizer) state in place, resharding to this run's processes; return the trainer state."""
-        with open(os.path.join(path, TRAINER_STATE)) as f:
-            state = json.load(f)
+        state = read_trainer_state(path)
         if optimizer is None:
             model_sd = get_model_state_dict(model)
             with quiet_single_process():

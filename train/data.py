@@ -73,4 +73,8 @@ class SequenceLoader:
             if state[key] != have:
                 raise ValueError(f"the checkpoint's data has {key} {state[key]!r}, this dataset {have!r}: "
                                  "resume with the dataset the run started with")
-        self.cursor = int(state["cursor"])
+        cursor = state["cursor"]
+        if isinstance(cursor, bool) or not isinstance(cursor, int) or cursor < 0 or cursor % self.global_batch:
+            raise ValueError(f"the checkpoint's data cursor {cursor!r} is not the start of a batch of "
+                             f"{self.global_batch} sequences: it points at no position in the data")
+        self.cursor = cursor
