@@ -1,16 +1,27 @@
 """Text from HTML responses of WARC files: HTTP parsing, de-chunking, charset detection, and resiliparse's
 main-content extraction (DCLM found resiliparse re-extraction better than CommonCrawl's WET text).
-Block structure is kept as lines, one paragraph per line, as in WET files, so line dedup works the same."""
+Block structure is kept as lines, one paragraph per line, as in WET files, so line dedup works the same.
+Content codings (gzip, deflate, br, zstd) are decoded streaming, up to a size cap, so a compressed bomb
+costs the cap, not its inflated size."""
 from __future__ import annotations
 
 import re
 import zlib
 
+import zstandard
 from resiliparse.extract.html2text import extract_plain_text
 from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 from resiliparse.parse.html import HTMLTree
 
+try:  # installed with py7zr on CPython; without it a br body is an unsupported coding (a dead letter)
+    import brotli
+    _BROTLI_ERRORS: tuple = (brotli.error,)
+except ImportError:
+    brotli = None
+    _BROTLI_ERRORS = ()
+
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+ZSTD_STEP = 256  # zstd input bytes per step: at most 8 MiB of output each
 _CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.I)
 
 
@@ -56,18 +67,50 @@ def dechunk(body: bytes) -> bytes:
     return bytes(out)
 
 
-def decode_body(headers: dict[str, str], body: bytes) -> bytes:
+def decode_body(headers: dict[str, str], body: bytes, max_bytes: int) -> bytes:
+    """The body without its transfer and content codings. Decoding streams and stops once the output
+    passes `max_bytes` (an HttpError), so a compressed bomb costs about `max_bytes` of memory and time."""
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = dechunk(body)
-    encoding = headers.get("content-encoding", "").lower().strip()
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        try:
-            body = zlib.decompress(body, 47 if encoding != "deflate" else 15)
-        except zlib.error as exc:
-            raise HttpError(f"bad {encoding} body: {exc}") from exc
-    elif encoding not in ("", "identity"):
-        raise HttpError(f"unsupported Content-Encoding {encoding!r}")
+    codings = [c.strip() for c in headers.get("content-encoding", "").lower().split(",")]
+    for coding in reversed([c for c in codings if c not in ("", "identity")]):  # applied in order listed
+        body = _decompress(body, coding, max_bytes)
     return body
+
+
+def _decompress(body: bytes, coding: str, max_bytes: int) -> bytes:
+    """`body` with one content coding undone; an HttpError if bad, truncated, or over `max_bytes`."""
+    try:
+        if coding in ("gzip", "x-gzip", "deflate"):
+            d = zlib.decompressobj(47 if coding != "deflate" else 15)  # 47: gzip or zlib header
+            out, complete = d.decompress(body, max_bytes + 1), d.eof
+        elif coding == "br" and brotli is not None:
+            b = brotli.Decompressor()
+            out = b.process(body, output_buffer_limit=max_bytes + 1)
+            complete = b.is_finished()
+        elif coding == "zstd":
+            out, complete = _unzstd(body, max_bytes + 1)
+        else:
+            raise HttpError(f"unsupported Content-Encoding {coding!r}")
+    except (zlib.error, zstandard.ZstdError) + _BROTLI_ERRORS as exc:
+        raise HttpError(f"bad {coding} body: {exc}") from exc
+    if len(out) > max_bytes:
+        raise HttpError(f"{coding} body inflates past the limit of {max_bytes} bytes")
+    if not complete:
+        raise HttpError(f"bad {coding} body: truncated")
+    return out
+
+
+def _unzstd(body: bytes, limit: int) -> tuple[bytes, bool]:
+    """A zstd body, stopped once past `limit` bytes, and whether its frame ended. The input goes in small
+    steps because zstandard's decompressobj has no output limit (a 4-byte block inflates to 128 KiB)."""
+    d = zstandard.ZstdDecompressor().decompressobj()
+    out = bytearray()
+    for i in range(0, len(body), ZSTD_STEP):
+        out += d.decompress(body[i:i + ZSTD_STEP])
+        if len(out) > limit or d.eof:
+            break
+    return bytes(out), d.eof
 
 
 def html_to_text(body: bytes, content_type: str = "") -> str:

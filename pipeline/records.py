@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pipeline.html_text import HTML_TYPES, HttpError, decode_body, html_to_text, split_http
 from pipeline.schema import DeadLetter, Document
-from pipeline.warc import WarcRecord
+from pipeline.warc import DEFAULT_MAX_RECORD_BYTES, WarcRecord
 
 SOURCE = "commoncrawl"
 MAX_CONTROL_SHARE = 0.05
@@ -50,8 +50,10 @@ def wet_document(rec: WarcRecord, file: str) -> Document | DeadLetter | None:
     return _document(rec, file, text, {})
 
 
-def warc_document(rec: WarcRecord, file: str) -> Document | DeadLetter | None:
-    """A WARC `response` record with an HTML 200 payload, re-extracted to text; None for the rest."""
+def warc_document(rec: WarcRecord, file: str, max_body_bytes: int = DEFAULT_MAX_RECORD_BYTES
+                  ) -> Document | DeadLetter | None:
+    """A WARC `response` record with an HTML 200 payload, re-extracted to text; None for the rest. A body
+    whose content coding inflates past `max_body_bytes` is a dead letter (see `decode_body`)."""
     if rec.type != "response":
         return None
     try:
@@ -62,7 +64,7 @@ def warc_document(rec: WarcRecord, file: str) -> Document | DeadLetter | None:
     if status != 200 or not ctype.startswith(HTML_TYPES):
         return None
     try:
-        body = decode_body(headers, body)
+        body = decode_body(headers, body, max_body_bytes)
     except HttpError as exc:
         return _dead(rec, file, str(exc))
     if not body.strip():
@@ -74,15 +76,16 @@ def warc_document(rec: WarcRecord, file: str) -> Document | DeadLetter | None:
     return _document(rec, file, text, {"extracted_from": "html"})
 
 
-def to_document(rec: WarcRecord, file: str) -> Document | DeadLetter | None:
+def to_document(rec: WarcRecord, file: str, max_body_bytes: int = DEFAULT_MAX_RECORD_BYTES
+                ) -> Document | DeadLetter | None:
     """The record's document, a dead letter saying why it is not one, or None for a record that is not
     a page (warcinfo, request, metadata, non-HTML responses). A record the converter fails on costs that
-    record only."""
+    record only. `max_body_bytes` caps a decoded HTTP body (the job passes its `max_record_bytes`)."""
     try:
         if rec.type == "conversion":
             return wet_document(rec, file)
         if rec.type == "response":
-            return warc_document(rec, file)
+            return warc_document(rec, file, max_body_bytes)
     except Exception as exc:
         return _dead(rec, file, f"cannot convert record: {type(exc).__name__}: {exc}")
     return None

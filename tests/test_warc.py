@@ -122,3 +122,66 @@ def test_reads_that_end_inside_a_gzip_header_lose_nothing(step, monkeypatch):
     data = b"".join(gzip_member(good(i)) for i in range(20))
     items = list(read_warc(_Trickle(data, step), "f"))
     assert [i.record_id for i in items] == [record_id(i) for i in range(20)]
+
+
+LAYOUTS = {"plain": lambda parts: b"".join(parts),
+           "whole-file gzip": lambda parts: gzip.compress(b"".join(parts)),
+           "gzip per record": lambda parts: b"".join(gzip_member(p) for p in parts)}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_length_that_lies_over_the_limit_costs_that_record_only(layout):
+    body = b"a short record that claims to be huge\n"
+    lie = conversion(body, record_id(99), length_delta=50_000_000)
+    parts = [good(i) for i in range(5)] + [lie] + [good(i) for i in range(5, 10)]
+    recs, dead = parse(LAYOUTS[layout](parts), max_record_bytes=1 << 20)
+    assert [r.record_id for r in recs] == [record_id(i) for i in range(10)]
+    assert len(dead) == 1 and dead[0].record_id == record_id(99) and "over the limit" in dead[0].reason
+    assert dead[0].preview == body + b"\r\n\r\n"  # its own bytes, none of the next record's
+    members = [len(gzip_member(p)) for p in parts]
+    expected = {"plain": len(b"".join(parts[:5])), "whole-file gzip": 0, "gzip per record": sum(members[:5])}
+    assert dead[0].offset == expected[layout]
+    if layout == "plain":
+        assert f"next record found at offset {len(b''.join(parts[:6]))}" in dead[0].reason
+
+
+@pytest.mark.parametrize("layout", ["plain", "whole-file gzip"])
+def test_an_honest_oversized_record_quoting_warc_lines_is_skipped_whole(layout):
+    # the payload quotes record starts, none of which begins a well-formed record within the limit
+    quoted = (b"\nWARC/1.0\r\nWARC-Type: conversion\r\nContent-Length: 10\r\n\r\n0123456789XXXX"
+              b"\nWARC/1.0\r\nContent-Length: 99999999\r\n\r\n" b"\nWARC/1.0\r\nno header end")
+    payload = (b"y" * 70_000 + quoted) * 20
+    big = conversion(payload, record_id(50))
+    parts = [good(0), big, good(1), good(2)]
+    recs, dead = parse(LAYOUTS[layout](parts), max_record_bytes=100_000)
+    assert [r.record_id for r in recs] == [record_id(i) for i in range(3)]
+    assert len(dead) == 1 and dead[0].reason == f"record of {len(payload)} bytes is over the limit of 100000 bytes"
+
+
+def test_a_length_under_the_limit_that_runs_past_the_end_is_one_dead_letter():
+    lie = conversion(b"the last record, cut short\n", record_id(8), length_delta=5000)
+    for data in (good(0) + good(1) + lie, gzip.compress(good(0) + lie + good(1))):
+        recs, dead = parse(data)
+        assert {r.record_id for r in recs} == {record_id(0), record_id(1)}
+        assert len(dead) == 1 and dead[0].record_id == record_id(8)
+
+
+@pytest.mark.parametrize("data,reason", [(b"", "empty file"), (b" \r\n\r\n \n", "no WARC record"),
+                                         (gzip.compress(b""), "no WARC record"),
+                                         (gzip.compress(b"\r\n" * 10), "no WARC record")],
+                         ids=["empty", "whitespace", "gzip of nothing", "gzip of blank lines"])
+def test_a_file_without_records_is_one_dead_letter(data, reason):
+    recs, dead = parse(data)
+    assert not recs and len(dead) == 1 and reason in dead[0].reason and dead[0].offset == 0
+
+
+@pytest.mark.parametrize("layout", ["plain", "whole-file gzip"])
+def test_junk_longer_than_a_read_is_one_dead_letter(layout, monkeypatch):
+    import pipeline.warc as warc
+    monkeypatch.setattr(warc, "CHUNK", 4096)
+    junk = bytes(range(256)) * 200  # 51 KB over 4 KB reads, holding "WARC/" once, not a record start
+    junk = junk[:20_000] + b"WARC/0.9\r\n" + junk[20_000:]
+    recs, dead = parse(LAYOUTS[layout]([good(0), junk, good(1)]))
+    assert [r.record_id for r in recs] == [record_id(0), record_id(1)]
+    assert len(dead) == 1 and "not a WARC record" in dead[0].reason
+    assert dead[0].preview == junk[:DeadLetter.PREVIEW_BYTES]

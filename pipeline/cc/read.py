@@ -55,7 +55,7 @@ class ReadRecords(beam.DoFn):
                         yield dead(rec)
                         continue
                     offset = rec.offset
-                    doc = to_document(rec, path)
+                    doc = to_document(rec, path, self.max_record_bytes)
                     if doc is None:
                         counts["skipped"] += 1
                         inc("read.skipped_records")
