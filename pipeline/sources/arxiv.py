@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 from typing import Iterator
 
+from pipeline.argtypes import non_negative_int
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.base import Source, Step
 
@@ -92,9 +93,9 @@ class ArxivSource(Source):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--drop-appendix", action="store_true",
                             help="also drop everything from \\appendix on (default: keep appendices)")
-        parser.add_argument("--max-macro-depth", type=int, default=32,
+        parser.add_argument("--max-macro-depth", type=non_negative_int, default=32,
                             help="nested macro expansions before a use is left as written (default 32)")
-        parser.add_argument("--max-macro-uses", type=int, default=50_000,
+        parser.add_argument("--max-macro-uses", type=non_negative_int, default=50_000,
                             help="macro uses expanded per paper before the rest is left as written")
 
     @classmethod
