@@ -4,7 +4,8 @@ Memory stays bounded by one page: the decompressed stream is cut at `<page>` ...
 parsed on its own with `xml.etree` (inside a dump's text `<` is always escaped, so these tags only ever
 mark pages). Parsing page by page instead of running one `iterparse` over the whole file is what lets a
 damaged page cost that page only: a stray byte that is not UTF-8, a broken tag or a page that never closes
-is reported as a `BadPage` and reading resumes at the next `<page>`, where one parser over the whole
+is reported as a `BadPage` and reading resumes at the next `<page>` (a page over MAX_PAGE_BYTES, a bomb of
+zeros among them, is one `BadPage`, its rest skipped in constant memory), where one parser over the whole
 stream would stop at the first error and lose the rest of the dump.
 
 The `<siteinfo>` header says which wiki the dump is of (`SiteInfo.language`: "en" for enwiki) and how its
@@ -186,6 +187,7 @@ def _split(reader) -> Iterator[SiteInfo | WikiPage | BadPage]:
     buf = bytearray()
     base = 0           # offset in the decompressed dump of buf[0]
     head, ended, eof = True, False, False
+    skipping = False   # inside the rest of a page already reported as over MAX_PAGE_BYTES
     while not eof:
         data = reader.read1(CHUNK)
         eof = not data
@@ -201,7 +203,13 @@ def _split(reader) -> Iterator[SiteInfo | WikiPage | BadPage]:
                 raise ValueError("no <mediawiki> root element: not a MediaWiki dump")
             yield _site_info(header)
             head = False
-        items, used = _cut_pages(buf, base)
+        if skipping:
+            used, skipping = _past_oversized(buf)
+            del buf[:used]
+            base += used
+            if skipping:
+                continue
+        items, used, skipping = _cut_pages(buf, base)
         yield from items
         ended = ended or DUMP_END in buf
         del buf[:used]
@@ -212,9 +220,20 @@ def _split(reader) -> Iterator[SiteInfo | WikiPage | BadPage]:
         raise ValueError("the dump ends before </mediawiki> (a truncated file)")
 
 
-def _cut_pages(buf: bytearray, base: int) -> tuple[list[WikiPage | BadPage], int]:
-    """The whole pages in buf (or bad stretches where pages should be), and how many bytes of buf they
-    and the space between them use up."""
+def _past_oversized(buf: bytearray) -> tuple[int, bool]:
+    """How many bytes of buf still belong to an oversized page being skipped (through its `</page>`, or up
+    to the next `<page>`), and whether the page goes on past buf."""
+    start, end = buf.find(PAGE_START), buf.find(PAGE_END)
+    if end >= 0 and (start < 0 or end < start):
+        return end + len(PAGE_END), False
+    if start >= 0:
+        return start, False
+    return max(0, len(buf) - len(PAGE_END)), True
+
+
+def _cut_pages(buf: bytearray, base: int) -> tuple[list[WikiPage | BadPage], int, bool]:
+    """The whole pages in buf (or bad stretches where pages should be), how many bytes of buf they and the
+    space between them use up, and whether the last is an oversized page whose rest is still to skip."""
     items, pos = [], 0
     while True:
         start = buf.find(PAGE_START, pos)
@@ -224,7 +243,7 @@ def _cut_pages(buf: bytearray, base: int) -> tuple[list[WikiPage | BadPage], int
             items.append(_bad(buf, base, stray_end, pos, "a </page> without its <page>"))
             continue
         if start < 0:  # keep only what could be the beginning of a tag cut by the chunk boundary
-            return items, max(pos, len(buf) - len(DUMP_END))
+            return items, max(pos, len(buf) - len(DUMP_END)), False
         end = buf.find(PAGE_END, start)
         following = buf.find(PAGE_START, start + len(PAGE_START), end if end >= 0 else len(buf))
         if following >= 0:  # the page's end tag is damaged: resume at the next page
@@ -234,8 +253,8 @@ def _cut_pages(buf: bytearray, base: int) -> tuple[list[WikiPage | BadPage], int
         if end < 0:  # the rest of the page is still to come
             if len(buf) - start > MAX_PAGE_BYTES:
                 items.append(_bad(buf, base, start, len(buf), f"a page over {MAX_PAGE_BYTES} bytes"))
-                return items, len(buf) - len(PAGE_END)
-            return items, start
+                return items, len(buf) - len(PAGE_END), True
+            return items, start, False
         end += len(PAGE_END)
         items.append(_parse_page(bytes(buf[start:end]), base + start))
         pos = end

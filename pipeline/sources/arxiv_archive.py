@@ -11,7 +11,10 @@ A tar is taken as a bulk archive when its first file is a `.gz` entry (or a `.pd
 id). Only LaTeX source files are read out of a paper (`.tex`, `.ltx`, `.sty`, `.def`, files without an
 extension, each at most MAX_FILE_BYTES); figures and data are skipped without being read. A corrupt
 entry is a dead letter and the archive goes on with the next one; a truncated archive keeps every paper
-before the cut.
+before the cut; unreadable member headers of a bulk tar are read past to the next entry (one dead letter
+per stretch). Caps: every decompression is pulled in bounded reads (`pipeline.sources.streams`); a paper's
+file over MAX_FILE_BYTES is skipped unread (its tar header gives its size), and a single-file entry that
+inflates past MAX_FILE_BYTES (a gzip bomb among them) is a dead letter, read no further.
 """
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from typing import BinaryIO, Iterator
 
 from pipeline.schema import DeadLetter
 from pipeline.sources.arxiv_latex import TEX_EXTENSIONS, is_source_name, normalise
-from pipeline.sources.streams import tar_members
+from pipeline.sources.streams import TarDamage, partial, tar_members, tar_stream
 
 MAX_FILE_BYTES = 8_000_000
 MAX_PAPER_BYTES = 32_000_000
@@ -112,7 +115,7 @@ def read_papers(path: str, stream: BinaryIO) -> Iterator[PaperSource | DeadLette
     """Every paper of one input file, in file order."""
     head = _read_up_to(stream, 512)
     if head[:2] == b"\x1f\x8b":
-        inner = gzip.GzipFile(fileobj=_Prefixed(head, stream))
+        inner = partial(gzip.GzipFile(fileobj=_Prefixed(head, stream)))
         inner_head = _read_up_to(inner, 512)
         if _is_tar_header(inner_head):
             yield from _tar(path, _Prefixed(inner_head, inner))
@@ -127,9 +130,12 @@ def read_papers(path: str, stream: BinaryIO) -> Iterator[PaperSource | DeadLette
 
 
 def _tar(path: str, stream: io.RawIOBase) -> Iterator[PaperSource | DeadLetter]:
-    tar = tarfile.open(fileobj=io.BufferedReader(stream, 1 << 16), mode="r|")
+    tar = tar_stream(stream)
     members = tar_members(tar)
     first = _next_file(members)
+    while isinstance(first, TarDamage):
+        yield DeadLetter(path, first.offset, first.reason)
+        first = None if "breaks off" in first.reason else _next_file(members)
     if first is None:
         yield DeadLetter(path, 0, "an empty tar archive")
         return
@@ -138,19 +144,20 @@ def _tar(path: str, stream: io.RawIOBase) -> Iterator[PaperSource | DeadLetter]:
         return
     n, member = 0, first
     while member is not None:
-        n += 1
-        yield _entry(path, tar, member)
-        try:
-            member = _next_file(members)
-        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-            yield DeadLetter(path, member.offset_data + member.size,
-                             f"archive ends early after {n} entries: {type(exc).__name__}: {exc}")
-            return
+        if isinstance(member, TarDamage):
+            if "breaks off" in member.reason:
+                yield DeadLetter(path, member.offset, f"archive ends early after {n} entries: {member.reason}")
+                return
+            yield DeadLetter(path, member.offset, member.reason)
+        else:
+            n += 1
+            yield _entry(path, tar, member)
+        member = _next_file(members)
 
 
-def _next_file(members) -> tarfile.TarInfo | None:
+def _next_file(members) -> tarfile.TarInfo | TarDamage | None:
     for member in members:
-        if member.isfile():
+        if isinstance(member, TarDamage) or member.isfile():
             return member
     return None
 
@@ -174,7 +181,7 @@ def _entry(path: str, tar: tarfile.TarFile, member: tarfile.TarInfo) -> PaperSou
         inner = gzip.GzipFile(fileobj=data)
         head = _read_up_to(inner, 512)
         if _is_tar_header(head):
-            inner_tar = tarfile.open(fileobj=io.BufferedReader(_Prefixed(head, inner), 1 << 16), mode="r|")
+            inner_tar = tar_stream(io.BufferedReader(_Prefixed(head, inner), 1 << 16))
             members = tar_members(inner_tar)
             return _paper_tar(stem, where, member.offset, inner_tar, members, _next_file(members))
         return _single_file(stem, where, member.offset, head, inner)
@@ -188,6 +195,8 @@ def _paper_tar(stem: str, where: str, offset: int, tar: tarfile.TarFile, members
     paper = PaperSource(stem, where, offset)
     total, member = 0, first
     while member is not None:
+        if isinstance(member, TarDamage):     # the paper's own tar is damaged: the entry is a dead letter
+            raise tarfile.ReadError(member.reason)
         name = normalise(member.name)
         if not name or not is_source_name(name):
             pass
@@ -201,12 +210,13 @@ def _paper_tar(stem: str, where: str, offset: int, tar: tarfile.TarFile, members
 
 
 def _single_file(stem: str, where: str, offset: int, head: bytes, rest: BinaryIO,
-                 name: str | None = None) -> PaperSource:
+                 name: str | None = None) -> PaperSource | DeadLetter:
     if head.startswith(b"%PDF"):
         return PaperSource(stem, where, offset, not_latex="a PDF, not LaTeX source")
     if head.startswith(b"%!PS"):
         return PaperSource(stem, where, offset, not_latex="a PostScript file, not LaTeX source")
     data = head + _read_up_to(rest, MAX_FILE_BYTES + 1 - len(head))
     if len(data) > MAX_FILE_BYTES:
-        return PaperSource(stem, where, offset, not_latex=f"a single file over {MAX_FILE_BYTES} bytes")
+        return DeadLetter(where, offset, f"a single file inflating past {MAX_FILE_BYTES:,} bytes",
+                          record_id=arxiv_id(stem))
     return PaperSource(stem, where, offset, {name or f"{stem}.tex": data})

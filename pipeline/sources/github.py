@@ -8,12 +8,14 @@ import zipfile
 import zlib
 from typing import Iterator
 
+from pipeline.argtypes import fraction, positive_float, positive_int
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.base import Source, Step
 from pipeline.sources.github_code import QualityRule, language_of, strip_license_header
 from pipeline.sources.github_license import KEPT, is_license_file, licenses_in_text, normalise_id, verdict
-from pipeline.sources.github_repos import Repository, export_licenses, export_records, export_row, is_archive, \
-    is_export, list_units
+from pipeline.sources.github_repos import ArchiveBroken, Broken, Repository, export_licenses, export_records, \
+    export_row, is_archive, is_export, list_units
+from pipeline.sources.streams import MAX_JSON_LINE_BYTES, Damage
 
 _BROKEN_ARCHIVE = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError)
 
@@ -50,6 +52,13 @@ class GithubSource(Source):
     Files read: those whose extension or name is in the list below; others (images, data, lock files,
     license files) are skipped and counted. Binary files (a NUL byte) and files that are not UTF-8 become
     dead letters; files over --max-file-bytes (1,000,000) are rejected unread (stage "size").
+
+    Damage: a zip member that does not inflate, fails its CRC or inflates past the size its header
+    declares (a zip bomb: inflated bytes are counted, at most --max-file-bytes + 1 of them) is one dead
+    letter and the other files are read; a tar's unreadable member headers are read past (one dead letter
+    per stretch); a truncated or corrupt tar keeps the files before the damage and adds one dead letter;
+    an export row over max(8 MiB, 4 x --max-file-bytes) is a dead letter; an empty archive or export is
+    one dead letter.
 
     Cleaning, in order:
       header   leading comment blocks that hold a license or copyright statement are removed, per comment
@@ -113,19 +122,42 @@ class GithubSource(Source):
         if refusal and repo.error is not None:
             refusal += " (the archive breaks off before its end)"
         done = 0
+        for reason in repo.broken_licenses:
+            yield DeadLetter(unit, -1, f"unreadable root license file: {reason}", record_id=f"github/{repo.name}")
         try:
             for f in repo.files():
-                item = self._file_item(unit, -1, repo.name, f.path, f.size, f.read, licenses, refusal, url="")
+                if isinstance(f, Broken):
+                    stopped = f"truncated or corrupt archive: stopped after {done} files: " if f.final else ""
+                    yield DeadLetter(unit, f.offset, stopped + f.reason, record_id=f"github/{repo.name}")
+                    if f.final:
+                        return
+                    continue
+                try:
+                    item = self._file_item(unit, -1, repo.name, f.path, f.size, f.read, licenses, refusal, url="")
+                except ArchiveBroken as exc:
+                    yield DeadLetter(unit, -1, f"truncated or corrupt archive: stopped after {done} files: {exc}",
+                                     record_id=f"github/{repo.name}")
+                    return
+                except Damage as exc:      # one zip member: the others are read
+                    done += 1
+                    yield DeadLetter(unit, -1, str(exc), record_id=f"github/{repo.name}/{f.path}")
+                    continue
                 done += 1
                 if item is not None:
                     yield item
         except _BROKEN_ARCHIVE as exc:
             yield DeadLetter(unit, -1, f"truncated or corrupt archive: stopped after {done} files: "
                                        f"{type(exc).__name__}: {exc}", record_id=f"github/{repo.name}")
+            return
+        if done == 0 and not unit.endswith("/"):
+            yield DeadLetter(unit, -1, "an empty repository archive: no files in it", record_id=f"github/{repo.name}")
 
     def _read_export(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
         found: dict[str, list[str]] | None = None      # license files of the export, read when first needed
-        for n, row, raw in export_records(path):
+        for n, row, raw in export_records(path, max_line_bytes=self._max_line_bytes()):
+            if isinstance(row, Damage):
+                yield DeadLetter(path, n, str(row))
+                continue
             if isinstance(row, Exception):
                 yield DeadLetter(path, n, f"bad export row: {type(row).__name__}: {row}", preview=raw)
                 continue
@@ -139,7 +171,7 @@ class GithubSource(Source):
                 refusal = verdict(licenses, self.licenses)
             else:
                 if found is None:
-                    found = export_licenses(path, is_license_file, licenses_in_text)
+                    found = export_licenses(path, is_license_file, licenses_in_text, self._max_line_bytes())
                 licenses = found.get(r.repo, [])
                 refusal = (verdict(licenses, self.licenses) if r.repo in found else
                            f"no license field, and no root license file of {r.repo} in {posixpath.basename(path)}")
@@ -156,6 +188,10 @@ class GithubSource(Source):
                                    licenses, refusal, url)
             if item is not None:
                 yield item
+
+    def _max_line_bytes(self) -> int:
+        """An export row's cap: its content is at most --max-file-bytes, up to 4x longer JSON-escaped."""
+        return max(MAX_JSON_LINE_BYTES, 4 * self.max_file_bytes + (64 << 10))
 
     def _file_item(self, where: str, offset: int, repo: str, path: str, size: int | None, read, licenses: list[str],
                    refusal: str | None, url: str) -> Document | Rejected | DeadLetter | None:
@@ -200,13 +236,13 @@ class GithubSource(Source):
     # ------------------------------------------------------------ command line
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--max-file-bytes", type=int, default=1_000_000,
+        parser.add_argument("--max-file-bytes", type=positive_int, default=1_000_000,
                             help="larger files are rejected unread (default 1,000,000)")
-        parser.add_argument("--max-line-length", type=int, default=1000,
+        parser.add_argument("--max-line-length", type=positive_int, default=1000,
                             help="drop a file whose longest line is longer (default 1000 characters)")
-        parser.add_argument("--max-mean-line-length", type=float, default=100.0,
+        parser.add_argument("--max-mean-line-length", type=positive_float, default=100.0,
                             help="drop a file whose mean line length is over this (default 100)")
-        parser.add_argument("--min-alphanumeric", type=float, default=0.25,
+        parser.add_argument("--min-alphanumeric", type=fraction, default=0.25,
                             help="drop a file whose share of letters and digits is lower (default 0.25)")
         parser.add_argument("--licenses", default=",".join(KEPT),
                             help=f"licenses kept, SPDX ids, comma-separated (default {','.join(KEPT)})")

@@ -15,6 +15,11 @@ The matches of a glob follow the same rules (a matched directory is a directory 
 A unit of work (`Source.files`) is a repository directory (its path ends in `/`), an archive or an export
 file. Tar archives are streams, so they are read twice: once for the top folder and the root license files
 (nothing else is kept), once for the files; memory stays bounded by one file.
+
+Damage costs what it damages (see `pipeline.sources.streams`): a zip member that does not inflate, fails
+its CRC or inflates past its declared size is that member alone; a tar's unreadable member headers are
+read past; a tar that breaks off keeps the files before the break. Each becomes a `Broken` item among
+the files, for the source to turn into one dead letter.
 """
 from __future__ import annotations
 
@@ -29,7 +34,8 @@ import zlib
 from typing import Callable, Iterable, Iterator
 
 from pipeline.inputs import expand_inputs, open_stream
-from pipeline.sources.streams import jsonl_lines, tar_members
+from pipeline.sources.streams import MAX_JSON_LINE_BYTES, Damage, TarDamage, jsonl_lines, open_tar, \
+    read_zip_member, tar_members
 
 ARCHIVES = (".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz", ".tar", ".zip")
 EXPORTS = tuple(base + comp for base in (".jsonl", ".ndjson", ".json") for comp in ("", ".gz", ".bz2", ".zst")) \
@@ -114,6 +120,19 @@ class RepoFile:
     read: Callable[[int], bytes]
 
 
+@dataclasses.dataclass
+class Broken:
+    """A stretch of a repository archive that holds no readable file: `offset` into the archive (-1 for a
+    zip member, which the reason names), why, and whether the archive cannot be read past it."""
+    offset: int
+    reason: str
+    final: bool = False
+
+
+class ArchiveBroken(Damage):
+    """A tar member whose data breaks off: the stream cannot go on past it."""
+
+
 def _read_limited(opener: Callable[[], io.BufferedIOBase]) -> Callable[[int], bytes]:
     def read(n: int) -> bytes:
         with opener() as f:
@@ -172,11 +191,14 @@ def _top_folder(names: Iterable[str]) -> str:
 
 def _member_names_and_licenses(path: str, is_license: Callable[[str], bool], max_bytes: int):
     """Pass 1 over a tar stream: the archive's top folder and the texts of root license files. A broken
-    archive ends the pass early; what was seen stands."""
+    archive ends the pass early; what was seen stands (pass 2 reports the damage)."""
     top, licenses, error = _TopFolder(), {}, None
     try:
-        with open_stream(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+        with open_stream(path) as raw, open_tar(raw) as tar:
             for m in tar_members(tar):
+                if isinstance(m, TarDamage):
+                    error = error or Damage(m.reason)
+                    continue
                 if not m.isfile():
                     continue
                 top.add(m.name)
@@ -189,15 +211,28 @@ def _member_names_and_licenses(path: str, is_license: Callable[[str], bool], max
     return top.value, root_licenses, error
 
 
-def _tar_files(path: str, top: str) -> Iterator[RepoFile]:
-    with open_stream(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
+def _tar_member_reader(tar: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[int], bytes]:
+    f = tar.extractfile(member)
+
+    def read(n: int) -> bytes:
+        try:
+            return f.read(n)
+        except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError) as exc:
+            raise ArchiveBroken(f"the archive breaks off in {member.name}: {type(exc).__name__}: {exc}") from exc
+    return read
+
+
+def _tar_files(path: str, top: str) -> Iterator[RepoFile | Broken]:
+    with open_stream(path) as raw, open_tar(raw) as tar:
         for m in tar_members(tar):
+            if isinstance(m, TarDamage):
+                yield Broken(m.offset, m.reason, final="breaks off" in m.reason)
+                continue
             if not m.isfile() or not m.name.startswith(top):
                 continue
             rel = m.name[len(top):]
             if rel and not _skipped_dir(rel):
-                f = tar.extractfile(m)
-                yield RepoFile(rel, m.size, lambda n, f=f: f.read(n))
+                yield RepoFile(rel, m.size, _tar_member_reader(tar, m))
 
 
 def _zip_files(zf: zipfile.ZipFile, top: str) -> Iterator[RepoFile]:
@@ -206,7 +241,7 @@ def _zip_files(zf: zipfile.ZipFile, top: str) -> Iterator[RepoFile]:
             continue
         rel = info.filename[len(top):]
         if rel and not _skipped_dir(rel):
-            yield RepoFile(rel, info.file_size, _read_limited(lambda i=info: zf.open(i)))
+            yield RepoFile(rel, info.file_size, lambda n, i=info: read_zip_member(zf, i, n))
 
 
 class Repository:
@@ -219,6 +254,7 @@ class Repository:
         self._zip: zipfile.ZipFile | None = None
         self._top = ""
         self.error: Exception | None = None
+        self.broken_licenses: list[str] = []     # root license files of a zip that do not inflate
         self.license_texts = self._license_texts()
 
     def _license_texts(self) -> dict[str, bytes]:
@@ -232,8 +268,18 @@ class Repository:
                 self._raw.close()
                 raise
             self._top = _top_folder([i.filename for i in self._zip.infolist() if not i.is_dir()])
-            return {f.path: f.read(self._max) for f in _zip_files(self._zip, self._top) if self._is_license(f.path)}
+            return self._zip_licenses()
         self._top, texts, self.error = _member_names_and_licenses(self.unit, self._is_license, self._max)
+        return texts
+
+    def _zip_licenses(self) -> dict[str, bytes]:
+        texts = {}
+        for f in _zip_files(self._zip, self._top):
+            if self._is_license(f.path):
+                try:
+                    texts[f.path] = f.read(self._max)
+                except Damage as exc:
+                    self.broken_licenses.append(str(exc))
         return texts
 
     def _root_files(self) -> Iterator[RepoFile]:
@@ -244,7 +290,7 @@ class Repository:
             if entry.is_file() and not entry.is_symlink():
                 yield RepoFile(entry.name, entry.stat().st_size, _read_limited(lambda p=entry.path: open(p, "rb")))
 
-    def files(self) -> Iterator[RepoFile]:
+    def files(self) -> Iterator[RepoFile | Broken]:
         if self.unit.endswith("/"):
             yield from (_dir_files_remote(self.unit) if "://" in self.unit else _dir_files_local(self.unit))
         elif self._zip is not None:
@@ -289,8 +335,10 @@ def export_row(row: dict) -> ExportRow:
                      bool(row.get("binary")))
 
 
-def export_records(path: str, batch_rows: int = 256) -> Iterator[tuple[int, dict | Exception, bytes]]:
-    """(row number, row dict or the error that made it unreadable, raw bytes for a preview)."""
+def export_records(path: str, batch_rows: int = 256, max_line_bytes: int = MAX_JSON_LINE_BYTES
+                   ) -> Iterator[tuple[int, dict | Exception, bytes]]:
+    """(row number, row dict or the error that made it unreadable, raw bytes for a preview); a JSON-lines
+    row over `max_line_bytes` is a `Damage`."""
     if path.lower().endswith(".parquet"):
         import pyarrow.parquet as pq
         with open_stream(path) as raw:
@@ -301,18 +349,18 @@ def export_records(path: str, batch_rows: int = 256) -> Iterator[tuple[int, dict
                     n += 1
                     yield n, row, b""
         return
-    for n, row, line in jsonl_lines(path):
+    for n, row, line in jsonl_lines(path, max_line_bytes):
         if not isinstance(row, (dict, ValueError)):
             row = ValueError(f"a row is a JSON object, not {type(row).__name__}")
         yield n, row, b"" if isinstance(row, dict) else line[:256]
 
 
-def export_licenses(path: str, is_license: Callable[[str], bool],
-                    detect: Callable[[str], list[str]]) -> dict[str, list[str]]:
+def export_licenses(path: str, is_license: Callable[[str], bool], detect: Callable[[str], list[str]],
+                    max_line_bytes: int = MAX_JSON_LINE_BYTES) -> dict[str, list[str]]:
     """repo -> licenses found in the root license files that the export holds for it (a pass over the
     file that keeps only those rows' verdicts)."""
     found: dict[str, set[str]] = {}
-    for _, row, _ in export_records(path):
+    for _, row, _ in export_records(path, max_line_bytes=max_line_bytes):
         if isinstance(row, Exception):
             continue
         try:

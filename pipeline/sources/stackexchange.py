@@ -6,6 +6,7 @@ import dataclasses
 import logging
 from typing import Iterator
 
+from pipeline.argtypes import non_negative_int, positive_int
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.base import Source, Step
 
@@ -36,6 +37,10 @@ class StackExchangeSource(Source):
       answered      rejects questions with fewer than --min-answers answers (default 1) and answers
                     whose question is not in the dump.
     Language is "en", except the localized Stack Overflows (ru., es., pt., ja.stackoverflow.com).
+
+    Damage: an empty file, a .7z that is not one, a 7z that cannot be opened or whose Posts.xml stops
+    decompressing is one dead letter (the posts before the break stay); a malformed row or a line over
+    16 MiB is one dead letter and reading goes on (see `pipeline.sources.stackexchange_posts`).
     """
     name = "stackexchange"
     stages = ("post_type", "html", "join_answers", "answered")
@@ -57,20 +62,32 @@ class StackExchangeSource(Source):
 
     def read(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
         from pipeline.inputs import open_stream
-        from pipeline.sources.stackexchange_posts import POST_TYPES, Post, open_posts, read_posts
+        from pipeline.sources.stackexchange_posts import Post, open_posts, read_posts
         from pipeline.sources.stackexchange_sites import site_of
+        import py7zr
+
+        from pipeline.sources.streams import decompression_errors
         site = site_of(path) or path
-        with open_stream(path) as raw, open_posts(raw) as posts:
-            for post in read_posts(posts, path):
-                if not isinstance(post, Post):
-                    yield post
-                    continue
-                doc = post_document(site, post)
-                if post.type not in (1, 2):
-                    yield Rejected(doc, "post_type", f"PostTypeId {post.type} "
-                                                     f"({POST_TYPES.get(post.type, 'unknown')})")
-                else:
-                    yield doc
+        offset = 0
+        try:
+            with open_stream(path) as raw, open_posts(raw, path) as posts:
+                for post in read_posts(posts, path):
+                    if not isinstance(post, Post):
+                        yield post
+                        continue
+                    offset = post.offset
+                    yield self._post_item(site, post)
+        except decompression_errors() + (py7zr.exceptions.ArchiveError,) as exc:
+            where = "cannot read file" if offset == 0 else f"the dump breaks off after the row at byte {offset:,}"
+            yield DeadLetter(path, offset if offset else -1, f"{where}: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _post_item(site: str, post) -> Document | Rejected:
+        from pipeline.sources.stackexchange_posts import POST_TYPES
+        doc = post_document(site, post)
+        if post.type not in (1, 2):
+            return Rejected(doc, "post_type", f"PostTypeId {post.type} ({POST_TYPES.get(post.type, 'unknown')})")
+        return doc
 
     def steps(self) -> list[Step]:
         from pipeline.sources.stackexchange_text import html_to_text
@@ -86,8 +103,8 @@ class StackExchangeSource(Source):
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--top-sites", type=int, default=28, help="read the N largest sites (default 28)")
-        parser.add_argument("--min-answers", type=int, default=1,
+        parser.add_argument("--top-sites", type=positive_int, default=28, help="read the N largest sites (default 28)")
+        parser.add_argument("--min-answers", type=non_negative_int, default=1,
                             help="keep questions with at least this many answers (default 1; 0 keeps all)")
         parser.add_argument("--include-meta", action="store_true", help="count meta sites among the largest")
 

@@ -8,7 +8,10 @@ opened at all; the archive must be seekable (local disk or a bucket, not http).
 Posts.xml is parsed with an incremental (pull) XML parser, one `<row>` at a time, and the rows are
 dropped as soon as read. A malformed row (bad XML, bytes that are not UTF-8) becomes a dead letter and
 parsing starts again at the next line that opens a row, so one broken record does not lose the rest of
-the file; the dumps write one row per line. A row with a missing or non-integer Id, PostTypeId or Score,
+the file; the dumps write one row per line. A line over MAX_LINE_BYTES (16 MiB; the largest posts are a
+few hundred KB) is a dead letter, skipped in constant memory (`pipeline.sources.streams.capped_lines`: a
+"line" that runs on for 8 x 16 MiB more, a bomb of zeros, ends the file there). py7zr decompresses with
+an output limit, in chunks, so a 7z bomb never sits in memory whole. A row with a missing or non-integer Id, PostTypeId or Score,
 or an answer without ParentId, is a dead letter too.
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ import xml.etree.ElementTree as ET
 from typing import BinaryIO, Iterator
 
 from pipeline.schema import DeadLetter
+from pipeline.sources.streams import Damage, Overlong, capped_lines
 
 MAX_LINE_BYTES = 16 << 20
 POST_TYPES = {1: "question", 2: "answer", 3: "orphaned tag wiki", 4: "tag wiki excerpt", 5: "tag wiki",
@@ -78,22 +82,8 @@ def to_post(attrs: dict, offset: int) -> Post:
 
 def _lines(stream: BinaryIO, path: str) -> Iterator[tuple[int, bytes] | DeadLetter]:
     """(offset, line) for every line; a line over MAX_LINE_BYTES is skipped as a dead letter."""
-    reader = stream if isinstance(stream, io.BufferedIOBase) else io.BufferedReader(stream, 1 << 20)
-    offset = 0
-    while True:
-        line = reader.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            start, size = offset, len(line)
-            while line and not line.endswith(b"\n"):
-                line = reader.readline(MAX_LINE_BYTES)
-                size += len(line)
-            offset += size
-            yield DeadLetter(path, start, f"a line of {size} bytes, over {MAX_LINE_BYTES}")
-            continue
-        yield offset, line
-        offset += len(line)
+    for item in capped_lines(stream, MAX_LINE_BYTES):
+        yield DeadLetter(path, item.offset, item.reason) if isinstance(item, Overlong) else item
 
 
 class _RowParser:
@@ -129,11 +119,12 @@ def read_rows(stream: BinaryIO, path: str) -> Iterator[tuple[int, dict] | DeadLe
     """(offset, attributes) of every `<row>`, resynchronising after a malformed one."""
     lines = _lines(stream, path)
     backlog: collections.deque = collections.deque()
-    parser, pending = _RowParser(synthetic_root=False), []
+    parser, pending, seen = _RowParser(synthetic_root=False), [], False
     while True:
         item = backlog.popleft() if backlog else next(lines, None)
         if item is None:
             break
+        seen = True
         if isinstance(item, DeadLetter):
             yield item
             continue
@@ -156,7 +147,9 @@ def read_rows(stream: BinaryIO, path: str) -> Iterator[tuple[int, dict] | DeadLe
             yield pending[0][0], row
         if parser.between_rows():
             pending = []
-    if pending:
+    if not seen:
+        yield DeadLetter(path, 0, "an empty Posts.xml: no rows")
+    elif pending:
         yield DeadLetter(path, pending[0][0], "the file ends inside a row (truncated)", preview=pending[0][1])
     elif parser is not None and parser.root is not None:
         try:
@@ -285,10 +278,17 @@ class _Stopped(Exception):
     pass
 
 
-def open_posts(raw: BinaryIO) -> BinaryIO:
-    """Posts.xml's bytes from an opened site file: the member of a 7z archive, or the file itself."""
+def open_posts(raw: BinaryIO, path: str = "") -> BinaryIO:
+    """Posts.xml's bytes from an opened site file: the member of a 7z archive, or the file itself.
+    `Damage` for an empty file, and for a `.7z` that is not a 7z archive."""
     if not raw.seekable():
         raise OSError("a site file must be seekable (local disk or a bucket): 7z keeps its index at the end")
     head = raw.read(6)
     raw.seek(0)
-    return SevenZipMemberStream(raw) if head == SEVEN_ZIP_MAGIC else raw
+    if not head:
+        raise Damage("an empty file")
+    if head == SEVEN_ZIP_MAGIC:
+        return SevenZipMemberStream(raw)
+    if path.lower().endswith(".7z"):
+        raise Damage(f"not a 7z archive (it starts {head!r})")
+    return raw
