@@ -34,12 +34,14 @@ from pipeline.runtime.counters import inc
 from pipeline.runtime.funnel import counters_of
 from pipeline.runtime.runner import make_pipeline, pipeline_options
 from pipeline.doc_files import iter_rows, local_files
-from pipeline.inputs import expand_inputs, open_stream
+from pipeline.inputs import expand_inputs, open_stream, spec_items
+from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
 from pipeline.schema import DEAD_LETTER_SCHEMA, DeadLetter
 from pipeline.wikidump import DumpError, is_article, iter_pages
 
 LABELS = {1: "__label__ref", 0: "__label__random"}
 SPLITS = ("train", "valid", "test")
+COUNTS = "counts.json"
 EXAMPLE_SCHEMA = pa.schema([("id", pa.string()), ("url", pa.string()), ("label", pa.int8()), ("text", pa.string())])
 log = logging.getLogger(__name__)
 
@@ -197,8 +199,7 @@ def _read_ready(path_and_label):
         yield Example(str(row.get("id") or f"{os.path.basename(path)}:{i}"), row.get("url") or "", label, row["text"])
 
 
-def build(p: beam.Pipeline, cfg: DatasetConfig) -> None:
-    staging = output.join(cfg.output, output.STAGING)
+def build(p: beam.Pipeline, cfg: DatasetConfig, staging: str) -> None:
     if cfg.wikipedia:
         dumps = p | "Dumps" >> beam.Create(list(enumerate(expand_inputs(cfg.wikipedia))))
         cited = dumps | "Cited URLs" >> beam.ParDo(_CitedUrls()).with_outputs("dead", main="urls")
@@ -226,29 +227,38 @@ def build(p: beam.Pipeline, cfg: DatasetConfig) -> None:
      | "Write dead letters" >> output.WriteShards(output.join(staging, "dead_letters"), DEAD_LETTER_SCHEMA, 1))
 
 
-def run(cfg: DatasetConfig, beam_args: list[str] | None = None) -> dict:
+def _inputs(cfg: DatasetConfig) -> list[str]:
+    """Every file and path the job reads, for the overlap check."""
+    paths = []
+    for spec in (cfg.wikipedia, cfg.crawl):
+        if spec:
+            paths += spec_items(spec) + expand_inputs(spec)
+    for spec in (cfg.positives, cfg.negatives):
+        if spec:
+            paths += local_files(spec)
+    return paths
+
+
+def run(cfg: DatasetConfig, beam_args: list[str] | None = None, overwrite: bool = False,
+        max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS) -> dict:
     cfg.validate()
-    output.clear_staging(cfg.output)
-    opts = pipeline_options(beam_args or [])
-    p = make_pipeline(opts)
-    build(p, cfg)
-    result = p.run()
-    result.wait_until_finish()
-    counts = counters_of(result)
-    staged = output.join(cfg.output, output.STAGING)
     names = [f"{s}.{ext}" for s in SPLITS for ext in ("txt", "parquet")]
-    missing = [n for n in names if not FileSystems.exists(output.join(staged, n))]
-    if missing:
-        raise ValueError(f"the dataset has no {', '.join(sorted({m.split('.')[0] for m in missing}))} split: "
-                         f"too few pages ({counts.get('join.positives', counts.get('ready.rows', 0))} positives)")
-    for name in names:
-        final = output.join(cfg.output, name)
-        if FileSystems.exists(final):
-            FileSystems.delete([final])
-        FileSystems.rename([output.join(staged, name)], [final])
-    output.publish(cfg.output, ["dead_letters"])
-    summary = _summary(counts)
-    output.write_atomically(output.join(cfg.output, "counts.json"), json.dumps(summary, indent=2).encode())
+    claim = claim_output(cfg.output, "classifier dataset", names + ["dead_letters", COUNTS], _inputs(cfg),
+                         overwrite, max_lease_age)
+    opts = pipeline_options(beam_args or [])
+    with claim as out:
+        p = make_pipeline(opts)
+        build(p, cfg, out.stage())
+        result = p.run()
+        result.wait_until_finish()
+        counts = counters_of(result)
+        missing = [n for n in names if not FileSystems.exists(out.stage(n))]
+        if missing:
+            raise ValueError(f"the dataset has no {', '.join(sorted({m.split('.')[0] for m in missing}))} split: "
+                             f"too few pages ({counts.get('join.positives', counts.get('ready.rows', 0))} positives)")
+        out.publish(names + ["dead_letters"])
+        summary = _summary(counts)
+        out.write(COUNTS, json.dumps(summary, indent=2).encode())
     print(json.dumps(summary, indent=2))
     return summary
 

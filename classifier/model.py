@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import uuid
@@ -221,6 +222,14 @@ def _check_params(params: TrainParams) -> None:
     if params.bucket * params.dim < 2 ** 23:
         raise ValueError(f"bucket x dim must be >= 2**23 (got {params.bucket} x {params.dim}) so that "
                          "fastText's input matrix is allocated zero-filled")
+    counts = {"dim": params.dim, "epoch": params.epoch, "min_count": params.min_count, "threads": params.threads}
+    problems = [f"{name} {value} (must be >= 1)" for name, value in counts.items() if value < 1]
+    if not (math.isfinite(params.lr) and params.lr > 0):
+        problems.append(f"lr {params.lr} (must be > 0 and finite)")
+    if params.seed < 0:
+        problems.append(f"seed {params.seed} (must be >= 0)")
+    if problems:
+        raise ValueError("fastText parameters out of range: " + ", ".join(problems))
 
 
 def _fit(train_path: str, params: TrainParams):
@@ -316,14 +325,31 @@ def _read_counts(data_dir: str) -> dict:
         return json.load(f)
 
 
+MODEL_FILES = ["model.bin", "threshold.png", "report.json", "meta.json"]
+
+
 def train(data_dir: str, output_dir: str, params: TrainParams | None = None, target_precision: float = 0.9,
-          grid=DEFAULT_GRID) -> dict:
+          grid=DEFAULT_GRID, overwrite: bool = False, max_lease_age: float | None = None) -> dict:
     """Train on DIR/train.txt (one model per grid candidate when params is None), choose the threshold on
-    valid.txt, evaluate on test.txt and write model.bin, report.json, meta.json and threshold.png."""
-    splits = {s: _load_checked_split(data_dir, s) for s in SPLITS}
+    valid.txt, evaluate on test.txt and write model.bin, report.json, meta.json and threshold.png (staged,
+    then moved into `output_dir` together: `pipeline.runtime.guard`)."""
+    from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
+    with claim_output(output_dir, "classifier train", MODEL_FILES, [data_dir], overwrite,
+                      max_lease_age or DEFAULT_MAX_LEASE_AGE_HOURS) as out:
+        report = _train(data_dir, out.stage(), params, target_precision, grid)
+        out.publish(MODEL_FILES)
+    return report
+
+
+def _train(data_dir: str, output_dir: str, params: TrainParams | None, target_precision: float, grid) -> dict:
     candidates = list(grid) if params is None else [params]
     if not candidates:
         raise ValueError("the grid of training candidates is empty")
+    for candidate in candidates:
+        _check_params(candidate)
+    if not 0 < target_precision <= 1:
+        raise ValueError(f"the target precision must be in (0, 1], not {target_precision}")
+    splits = {s: _load_checked_split(data_dir, s) for s in SPLITS}
     model, chosen, records = _select_model(os.path.join(data_dir, "train.txt"), splits["valid"], candidates)
 
     valid_scores = model.score_many(splits["valid"][0])

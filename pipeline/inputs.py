@@ -8,6 +8,7 @@ import gzip
 import io
 import os
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -48,20 +49,49 @@ def open_stream(path: str) -> BinaryIO:
 
 
 def read_listing(path: str, prefix: str = CC_PREFIX, limit: int | None = None) -> list[str]:
+    """The files a listing names, each line resolved under `prefix` (the first `limit` of them). Every
+    line must be a relative path that stays under the prefix: a line that is absolute, has a scheme or
+    climbs with `..` would read something the prefix does not hold (a local file, another host), so it
+    refuses the whole listing before the job starts, rather than being read or silently dropped."""
     with open_stream(path) as raw:
         data = raw.read()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
-    lines = [ln.strip() for ln in data.decode("utf-8").splitlines() if ln.strip()]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a listing of paths: byte {exc.start} is not UTF-8") from None
+    lines = [(number, ln.strip()) for number, ln in enumerate(text.splitlines(), 1) if ln.strip()]
+    for number, line in lines:
+        _check_listed_path(path, number, line)
     if limit is not None:
         lines = lines[:limit]
-    return [ln if "://" in ln or ln.startswith("/") else prefix.rstrip("/") + "/" + ln for ln in lines]
+    return [prefix.rstrip("/") + "/" + line for _, line in lines]
+
+
+def _check_listed_path(listing: str, number: int, line: str) -> None:
+    segments = line.replace("\\", "/").split("/")
+    if line.startswith(("/", "\\")):
+        why = "is absolute"
+    elif "://" in line or ":" in segments[0]:
+        why = "has a scheme"
+    elif ".." in segments:
+        why = "has a '..' segment"
+    else:
+        return
+    raise InputError(f"{listing}: line {number}: {line[:200]!r} {why}; a listing's lines are paths relative to "
+                     "--paths-prefix")
+
+
+def spec_items(spec: str | list[str]) -> list[str]:
+    """The items of a comma-separated input list (globs, paths, URLs, listings), as written."""
+    return spec if isinstance(spec, list) else [s.strip() for s in spec.split(",") if s.strip()]
 
 
 def expand_inputs(spec: str | list[str], prefix: str = CC_PREFIX, limit: int | None = None) -> list[str]:
     """Every input file named by a comma-separated list of globs, paths, URLs and listings, in a stable
     order (sorted within each glob, listing order within each listing), without repeats."""
-    items = spec if isinstance(spec, list) else [s.strip() for s in spec.split(",") if s.strip()]
+    items = spec_items(spec)
     if not items:
         raise InputError("no input given")
     out: list[str] = []
@@ -113,11 +143,17 @@ def _glob(pattern: str) -> list[str]:
 
 
 class RetryingHttpReader(io.RawIOBase):
-    """Sequential reads over http(s) that survive throttling (429/5xx), timeouts and dropped connections
-    by reopening at the current offset with a Range request, with exponential back-off."""
+    """Sequential reads over http(s) that survive throttling (408/429/5xx), timeouts and dropped
+    connections by reopening at the current offset with a Range request, with exponential back-off: at
+    most `retries` retries, each wait at most `max_delay` s, and none starting more than `deadline` s after
+    the read began. A refused connection or a host name that does not resolve is nobody there rather than
+    a passing load: it gets `refused_retries` retries (about 3 s with the defaults), then the read fails
+    and the file is the job's dead letter."""
 
-    def __init__(self, url: str, retries: int = 8, timeout: float = 60.0, backoff: float = 1.0):
+    def __init__(self, url: str, retries: int = 8, timeout: float = 60.0, backoff: float = 1.0,
+                 deadline: float = 600.0, refused_retries: int = 2, max_delay: float = 60.0):
         self.url, self.retries, self.timeout, self.backoff = url, retries, timeout, backoff
+        self.deadline, self.refused_retries, self.max_delay = deadline, refused_retries, max_delay
         self.pos = 0
         self._resp = None
         self._end: int | None = None
@@ -141,7 +177,9 @@ class RetryingHttpReader(io.RawIOBase):
     def read(self, n: int = -1) -> bytes:
         if self._done:
             return b""
-        for attempt in range(self.retries + 1):
+        started = time.monotonic()
+        attempt = 0
+        while True:
             try:
                 if self._resp is None:
                     self._open()
@@ -157,16 +195,32 @@ class RetryingHttpReader(io.RawIOBase):
                 if exc.code == 416 and self.pos:  # nothing left past our offset
                     self._done = True
                     return b""
-                if exc.code not in (408, 429) and exc.code < 500 or attempt == self.retries:
+                if exc.code not in (408, 429) and exc.code < 500:
                     raise OSError(f"{self.url}: HTTP {exc.code}") from exc
+                failure: Exception = exc
             except (OSError, urllib.error.URLError) as exc:
                 self._close_resp()
-                if attempt == self.retries:
-                    raise OSError(f"{self.url}: {exc} after {self.retries} retries") from exc
-            delay = self.backoff * 2 ** attempt
-            log.warning("retrying %s at byte %d in %.1fs", self.url, self.pos, delay)
+                failure = exc
+            delay = self._retry_delay(failure, attempt, started)
+            if delay is None:
+                raise OSError(f"{self.url}: {failure} (given up after {attempt} retries, "
+                              f"{time.monotonic() - started:.1f} s)") from failure
+            log.warning("retrying %s at byte %d in %.1fs: %s", self.url, self.pos, delay, failure)
             time.sleep(delay)
-        return b""
+            attempt += 1
+
+    def _retry_delay(self, failure: Exception, attempt: int, started: float) -> float | None:
+        """How long to wait before the next try, or None when the read gives up."""
+        limit = self.refused_retries if self._nobody_there(failure) else self.retries
+        delay = min(self.backoff * 2 ** attempt, self.max_delay)
+        if attempt >= limit or time.monotonic() - started + delay > self.deadline:
+            return None
+        return delay
+
+    @staticmethod
+    def _nobody_there(failure: Exception) -> bool:
+        reason = getattr(failure, "reason", failure)  # urllib wraps the socket's error in a URLError
+        return isinstance(reason, (ConnectionRefusedError, socket.gaierror))
 
     def _close_resp(self) -> None:
         if self._resp is not None:

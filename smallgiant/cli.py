@@ -3,9 +3,12 @@ so `smallgiant --help` is fast and the trainer never pulls in Beam."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import sys
 
+from pipeline.argtypes import (float_in, fraction, int_at_least, non_negative_int, open_fraction, percentile_pair,
+                                positive_float, positive_int, seed)
 from smallgiant import __version__
 
 
@@ -21,31 +24,34 @@ def _cc(args: argparse.Namespace, beam_args: list[str]) -> int:
     if args.quality_model:
         from classifier.scorer import ReferenceScorer
         cfg.scorers.append(ReferenceScorer(args.quality_model, args.quality_threshold))
-    run(cfg, beam_args)
+    run(cfg, beam_args, args.overwrite, args.max_lease_age)
     return 0
 
 
 def _add_cc(sub) -> None:
     from pipeline.cc.config import add_arguments
+    from pipeline.runtime.guard import add_output_arguments
     p = sub.add_parser(
         "cc", help="CommonCrawl WET/WARC -> curated documents (CCNet-style, Apache Beam)",
         description="CommonCrawl WET/WARC -> dedup -> language ID -> quality -> Parquet. Options this command "
                     "does not know are Beam pipeline options, e.g. --runner DataflowRunner --project P "
                     "--region R --temp_location gs://B/tmp --setup_file ./pyproject.toml.")
     add_arguments(p)
+    add_output_arguments(p)
     p.add_argument("--lm-models", help="a directory of <lang>.sp.model + <lang>.arpa.bin (+ cutoffs.json): "
                                        "perplexity and bucket per document (CCNet)")
     p.add_argument("--keep-buckets", default="head,middle", help="perplexity buckets kept (with --lm-models)")
     p.add_argument("--quality-model", help="a model directory from `smallgiant classifier train`: score pages "
                                            "with the Wikipedia-reference classifier and drop those below its threshold")
-    p.add_argument("--quality-threshold", type=float, help="override the threshold saved with the model")
+    p.add_argument("--quality-threshold", type=fraction, help="override the threshold saved with the model")
     p.set_defaults(func=_cc)
 
 
 def _lm_train(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.lm.train import train_language_model
     meta = train_language_model(args.input, args.language, args.output, args.order, args.vocab_size,
-                                args.max_lines, args.kenlm_bin, seed=args.seed)
+                                args.max_lines, args.kenlm_bin, seed=args.seed, overwrite=args.overwrite,
+                                max_lease_age=args.max_lease_age)
     print(f"{args.language}: {meta['lines']:,} lines, {meta['pieces']:,} pieces, vocabulary {meta['vocab_size']:,}, "
           f"{meta['order']}-gram model in {args.output} ({meta['seconds']} s)")
     return 0
@@ -53,15 +59,15 @@ def _lm_train(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 def _lm_cutoffs(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.lm.cutoffs import compute_cutoffs
-    pcts = tuple(float(x) for x in args.percentiles.split(","))
-    if len(pcts) != 2:
-        raise ValueError("--percentiles takes two numbers, e.g. 30,60")
-    for lang, c in compute_cutoffs(args.input, args.models, pcts, args.sample_docs, args.seed).items():
+    cutoffs = compute_cutoffs(args.input, args.models, args.percentiles, args.sample_docs, args.seed,
+                              args.overwrite, args.max_lease_age)
+    for lang, c in cutoffs.items():
         print(f"{lang}: head < {c['head']}, middle < {c['middle']} ({c['documents']:,} documents)")
     return 0
 
 
 def _add_lm(sources) -> None:
+    from pipeline.runtime.guard import add_output_arguments
     lm = sources.add_parser("lm", help="n-gram language models for the perplexity filter (CCNet)",
                             description="Train per-language SentencePiece + KenLM 5-gram models, and compute "
                                         "perplexity cutoffs on a crawl sample.")
@@ -70,18 +76,21 @@ def _add_lm(sources) -> None:
     t.add_argument("--input", required=True, help="Wikipedia documents: Parquet, JSONL or text files (globs)")
     t.add_argument("--language", required=True)
     t.add_argument("--output", required=True, help="models directory")
-    t.add_argument("--order", type=int, default=5)
-    t.add_argument("--vocab-size", type=int, default=65536, help="SentencePiece vocabulary (an upper bound)")
-    t.add_argument("--max-lines", type=int, help="use at most this many lines of text")
+    t.add_argument("--order", type=positive_int, default=5)
+    t.add_argument("--vocab-size", type=positive_int, default=65536, help="SentencePiece vocabulary (an upper bound)")
+    t.add_argument("--max-lines", type=positive_int, help="use at most this many lines of text")
     t.add_argument("--kenlm-bin", help="directory holding lmplz and build_binary")
-    t.add_argument("--seed", type=int, default=0, help="SentencePiece's seed (same input and seed: same model)")
+    t.add_argument("--seed", type=seed, default=0, help="SentencePiece's seed (same input and seed: same model)")
+    add_output_arguments(t)
     t.set_defaults(func=_lm_train, beam=False)
     c = sub.add_parser("cutoffs", help="per-language perplexity cutoffs over a sample of crawl documents")
     c.add_argument("--input", required=True, help="documents with a language in their metadata (Parquet globs)")
     c.add_argument("--models", required=True, help="models directory; cutoffs.json is written there")
-    c.add_argument("--percentiles", default="30,60")
-    c.add_argument("--sample-docs", type=int, default=10_000)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--percentiles", type=percentile_pair, default=(30.0, 60.0),
+                   help="head and middle bucket cutoffs as percentiles of perplexity (default 30,60)")
+    c.add_argument("--sample-docs", type=positive_int, default=10_000)
+    c.add_argument("--seed", type=seed, default=0)
+    add_output_arguments(c)
     c.set_defaults(func=_lm_cutoffs, beam=False)
 
 
@@ -90,7 +99,7 @@ def _classifier_dataset(args: argparse.Namespace, beam_args: list[str]) -> int:
     run(DatasetConfig(output=args.output, wikipedia=args.wikipedia, crawl=args.crawl, positives=args.positives,
                       negatives=args.negatives, min_chars=args.min_chars,
                       negatives_per_positive=args.negatives_per_positive, valid_share=args.valid_share,
-                      test_share=args.test_share, seed=args.seed), beam_args)
+                      test_share=args.test_share, seed=args.seed), beam_args, args.overwrite, args.max_lease_age)
     return 0
 
 
@@ -102,7 +111,8 @@ def _classifier_train(args: argparse.Namespace, beam_args: list[str]) -> int:
     fixed = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     params = TrainParams(**fixed, threads=args.threads, seed=args.seed) if fixed else None
     grid = [dataclasses.replace(c, threads=args.threads, seed=args.seed) for c in DEFAULT_GRID]
-    report = train(args.data, args.output, params, target_precision=args.target_precision, grid=grid)
+    report = train(args.data, args.output, params, target_precision=args.target_precision, grid=grid,
+                   overwrite=args.overwrite, max_lease_age=args.max_lease_age)
     t = report["test"]
     print(f"test: ROC-AUC {t['roc_auc']:.4f}, precision {t['precision']:.4f}, recall {t['recall']:.4f}, "
           f"F1 {t['f1']:.4f} at threshold {report['threshold']:.4f} ({report['threshold_rule']})")
@@ -112,11 +122,12 @@ def _classifier_train(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 def _classifier_score(args: argparse.Namespace, beam_args: list[str]) -> int:
     from classifier.score import run
-    run(args.model, args.input, args.output, beam_args)
+    run(args.model, args.input, args.output, beam_args, args.overwrite, args.max_lease_age)
     return 0
 
 
 def _add_classifier(jobs) -> None:
+    from pipeline.runtime.guard import add_output_arguments
     c = jobs.add_parser("classifier", help="the Wikipedia-reference quality classifier",
                         description="Build the training set, train and evaluate, score documents.")
     sub = c.add_subparsers(dest="step", metavar="STEP", required=True)
@@ -128,34 +139,38 @@ def _add_classifier(jobs) -> None:
     d.add_argument("--positives", help="ready positives: Parquet or JSONL files with a text column")
     d.add_argument("--negatives", help="ready negatives: Parquet or JSONL files with a text column")
     d.add_argument("--output", required=True)
-    d.add_argument("--min-chars", type=int, default=1000, help="drop pages shorter than this")
-    d.add_argument("--negatives-per-positive", type=float, default=1.0)
-    d.add_argument("--valid-share", type=float, default=0.1)
-    d.add_argument("--test-share", type=float, default=0.1)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--min-chars", type=non_negative_int, default=1000, help="drop pages shorter than this")
+    d.add_argument("--negatives-per-positive", type=positive_float, default=1.0)
+    d.add_argument("--valid-share", type=open_fraction, default=0.1)
+    d.add_argument("--test-share", type=open_fraction, default=0.1)
+    d.add_argument("--seed", type=seed, default=0)
+    add_output_arguments(d)
     d.set_defaults(func=_classifier_dataset)
     t = sub.add_parser("train", help="train fastText, choose the threshold, evaluate on the test split",
                        description="Without hyper-parameters, a small grid is tried and the best validation "
                                    "ROC-AUC wins; giving any of them trains that setting alone.")
     t.add_argument("--data", required=True, help="a directory made by `classifier dataset`")
     t.add_argument("--output", required=True, help="model directory")
-    for name, typ in (("word-ngrams", int), ("dim", int), ("epoch", int), ("lr", float), ("min-count", int)):
+    for name, typ in (("word-ngrams", int_at_least(2)), ("dim", positive_int), ("epoch", positive_int),
+                      ("lr", positive_float), ("min-count", positive_int)):
         t.add_argument(f"--{name}", type=typ)
-    t.add_argument("--threads", type=int, default=1, help="fastText threads (1 is reproducible)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--target-precision", type=float, default=0.9,
+    t.add_argument("--threads", type=positive_int, default=1, help="fastText threads (1 is reproducible)")
+    t.add_argument("--seed", type=seed, default=0)
+    t.add_argument("--target-precision", type=float_in(0, 1, low_open=True), default=0.9,
                    help="threshold rule: the lowest threshold with this validation precision")
+    add_output_arguments(t)
     t.set_defaults(func=_classifier_train, beam=False)
     s = sub.add_parser("score", help="add reference_score to documents' metadata (Beam)")
     s.add_argument("--model", required=True)
     s.add_argument("--input", required=True, help="Parquet files in the document schema (globs)")
     s.add_argument("--output", required=True)
+    add_output_arguments(s)
     s.set_defaults(func=_classifier_score)
 
 
 def _demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     from smallgiant.demo import run_demo
-    return run_demo(args.output, beam_args, force=args.force)
+    return run_demo(args.output, beam_args, force=args.force, overwrite=args.overwrite)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,15 +205,56 @@ def build_parser() -> argparse.ArgumentParser:
                                        "report.html. Stages whose outputs are up to date are skipped.")
     demo.add_argument("--output", default="build/demo", help="demo directory (default: build/demo)")
     demo.add_argument("--force", action="store_true", help="run every stage again, up to date or not")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="use a directory that holds files the demo did not write (they are left alone)")
     demo.set_defaults(func=_demo)
     return parser
 
 
+def _chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command the arguments chose: `smallgiant pipeline cc` -> cc's parser."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = getattr(args, subs[0].dest, None) if subs else None
+        if chosen is None:
+            return parser
+        parser = subs[0].choices[chosen]
+
+
+def _unknown_message(unknown: list[str], known: list[str]) -> str:
+    options = [a for a in unknown if a.startswith("-")]
+    if not options:
+        return f"unrecognized arguments: {' '.join(unknown)}"
+    name = options[0].partition("=")[0]
+    close = difflib.get_close_matches(name, [k for k in known if k.startswith("--")], n=1)
+    return f"unknown option {name}" + (f"; did you mean {close[0]}?" if close else "")
+
+
+def job_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, leftovers: list[str]) -> list[str]:
+    """What the job is handed of the arguments its own options left: Beam pipeline options for a Beam job,
+    everything for a job that reads them itself (`own_arguments`, the trainer's config overrides), nothing
+    for the others. Anything else is a usage error (exit 2) naming the closest valid option."""
+    if getattr(args, "own_arguments", False):
+        return leftovers
+    command = _chosen_parser(parser, args)
+    known = [s for action in command._actions for s in action.option_strings]
+    unknown = leftovers
+    if getattr(args, "beam", True) and leftovers:
+        from pipeline.runtime.runner import beam_option_names, unknown_beam_args
+        try:
+            unknown = unknown_beam_args(leftovers)
+        except ValueError as exc:
+            command.error(str(exc))
+        known += beam_option_names()
+    if unknown:
+        command.error(_unknown_message(unknown, known))
+    return leftovers
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, beam_args = parser.parse_known_args(argv)
-    if not getattr(args, "beam", True) and beam_args:
-        parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
+    args, leftovers = parser.parse_known_args(argv)
+    beam_args = job_arguments(parser, args, leftovers)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("apache_beam", "absl"):

@@ -256,9 +256,19 @@ def _write_language_text(docs_dir: str, language: str, path: str) -> int:
     return n
 
 
-def run_demo(output: str, beam_args: list[str] | None = None, force: bool = False) -> int:
+def run_demo(output: str, beam_args: list[str] | None = None, force: bool = False, overwrite: bool = False) -> int:
+    """Every stage into `output`, which the demo holds as its own (`pipeline.runtime.guard`): a directory
+    with files the demo did not write is refused unless `overwrite`."""
+    from pipeline.runtime.guard import claim_output
     demo = Demo(output, beam_args)
-    os.makedirs(demo.root, exist_ok=True)
+    with claim_output(demo.root, "demo", ["*"], overwrite=overwrite) as claim:
+        try:
+            return _run_stages(demo, force)
+        finally:
+            claim.adopt_written()
+
+
+def _run_stages(demo: Demo, force: bool) -> int:
     for name, why in demo.missing.items():
         print(f"== {name}: not available in this installation ({why}); the mixture goes without it")
     if demo.no_perplexity:

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import glob
+import io
 import os
+import posixpath
 import uuid
 
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import BeamIOError, FileMetadata, FileSystem
 
 from pipeline.sample_crawl import make_pages, wet_bytes
 from pipeline.warc import warc_record_bytes
@@ -54,3 +57,70 @@ def source_command(argv: list[str]):
     parser = argparse.ArgumentParser(prog="smallgiant pipeline")
     add_parsers(parser.add_subparsers(dest="source", required=True))
     return parser.parse_args(argv)
+
+
+# an object store in memory, registered with Beam under memstore://
+STORE: dict[str, bytes] = {}
+
+
+class _Writer(io.BytesIO):
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def close(self):
+        STORE[self.path] = self.getvalue()
+        super().close()
+
+
+class MemStore(FileSystem):
+    """An object store in memory with flat keys, as gs:// and s3:// are."""
+
+    @classmethod
+    def scheme(cls):
+        return "memstore"
+
+    def join(self, base, *paths):
+        return posixpath.join(base, *paths)
+
+    def split(self, path):
+        return posixpath.split(path)
+
+    def has_dirs(self):
+        return False
+
+    def _list(self, prefix):
+        for key in sorted(STORE):
+            if key.startswith(prefix):
+                yield FileMetadata(key, len(STORE[key]))
+
+    def mkdirs(self, path):
+        pass
+
+    def create(self, path, mime_type="application/octet-stream", compression_type=None):
+        return _Writer(path)
+
+    def open(self, path, mime_type="application/octet-stream", compression_type=None):
+        if path not in STORE:
+            raise BeamIOError("no such key", {path: FileNotFoundError(path)})
+        return io.BytesIO(STORE[path])
+
+    def rename(self, sources, targets):
+        for s, t in zip(sources, targets):
+            STORE[t] = STORE.pop(s)
+
+    def delete(self, paths):
+        for p in paths:
+            for key in [k for k in STORE if k == p or k.startswith(p.rstrip("/") + "/")]:
+                del STORE[key]
+
+    def exists(self, path):
+        return path in STORE or any(k.startswith(path.rstrip("/") + "/") for k in STORE)
+
+    def size(self, path):
+        return len(STORE[path])
+
+    def metadata(self, path):
+        return FileMetadata(path, len(STORE[path]))
+
+    copy = last_updated = checksum = None

@@ -103,7 +103,8 @@ def test_training_is_deterministic_and_forgets_stale_cutoffs(tmp_path):
         d = tmp_path / run
         d.mkdir()
         (d / "cutoffs.json").write_text('{"en": {"head": 1, "middle": 2}, "de": {"head": 3, "middle": 4}}')
-        train_language_model(str(tmp_path / "wiki.txt"), "en", str(d), vocab_size=300)
+        # cutoffs.json written by hand: a file no smallgiant job wrote, adopted with overwrite
+        train_language_model(str(tmp_path / "wiki.txt"), "en", str(d), vocab_size=300, overwrite=True)
         outs.append(d)
         assert json.loads((d / "cutoffs.json").read_text()) == {"de": {"head": 3, "middle": 4}}
     for name in ("en.sp.model", "en.arpa.bin", "en.meta.json"):

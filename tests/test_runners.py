@@ -20,7 +20,7 @@ def test_cc_job_builds_for_dataflow(tmp_path):
         "--temp_location=gs://example-bucket/tmp", "--dry_run=True",
         f"--setup_file={os.path.join(REPO, 'pyproject.toml')}"])
     p = make_pipeline(opts)
-    build(p, CCConfig(input=wet, output="gs://example-bucket/cc-out"), [wet])
+    build(p, CCConfig(input=wet, output="gs://example-bucket/cc-out"), [wet], "gs://example-bucket/cc-out/_staging")
     result = p.run()
     job = result.job.proto
     assert job.name and job.type.name == "JOB_TYPE_BATCH"

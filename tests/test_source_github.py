@@ -6,15 +6,13 @@ import gzip
 import io
 import json
 import os
-import posixpath
 import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from apache_beam.io.filesystem import FileMetadata, FileSystem
 
-from helpers import LOCAL, read_rows, source_command
+from helpers import LOCAL, STORE, read_rows, source_command
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.github import GithubSource, decode_source
 from pipeline.sources.github_code import LANGUAGES, QualityRule, language_of, strip_license_header
@@ -214,57 +212,18 @@ def test_a_truncated_tarball_keeps_the_files_before_the_break(tmp_path):
 
 
 # ---------------------------------------------------------------- object stores: directories are key prefixes
-_STORE: dict[str, bytes] = {}
-
-
-class PrefixStore(FileSystem):
-    """An object store in memory: flat keys, no directories (like gs:// or s3://)."""
-
-    @classmethod
-    def scheme(cls):
-        return "prefixstore"
-
-    def join(self, base, *paths):
-        return posixpath.join(base, *paths)
-
-    def split(self, path):
-        return posixpath.split(path)
-
-    def has_dirs(self):
-        return False
-
-    def _list(self, prefix):
-        for key in sorted(_STORE):
-            if key.startswith(prefix):
-                yield FileMetadata(key, len(_STORE[key]))
-
-    def open(self, path, mime_type="application/octet-stream", compression_type=None):
-        return io.BytesIO(_STORE[path])
-
-    def exists(self, path):
-        return path in _STORE
-
-    def metadata(self, path):
-        return FileMetadata(path, len(_STORE[path]))
-
-    def size(self, path):
-        return len(_STORE[path])
-
-    mkdirs = create = copy = rename = last_updated = checksum = delete = None
-
-
 def test_repositories_on_an_object_store_are_key_prefixes(tmp_path):
-    _STORE.clear()
-    _STORE.update({
-        "prefixstore://bucket/repos/acme/LICENSE": sample.MIT.format(year=1, holder="A").encode(),
-        "prefixstore://bucket/repos/acme/src/a.py": b"# Copyright 2020 A\n\na = 1\n",
-        "prefixstore://bucket/repos/acme/.git/HEAD": b"ref: refs/heads/main\n",
-        "prefixstore://bucket/repos/bare/b.py": b"b = 1\n",
-        "prefixstore://bucket/repos/notes.txt": b"not a repository\n",
+    STORE.clear()
+    STORE.update({
+        "memstore://bucket/repos/acme/LICENSE": sample.MIT.format(year=1, holder="A").encode(),
+        "memstore://bucket/repos/acme/src/a.py": b"# Copyright 2020 A\n\na = 1\n",
+        "memstore://bucket/repos/acme/.git/HEAD": b"ref: refs/heads/main\n",
+        "memstore://bucket/repos/bare/b.py": b"b = 1\n",
+        "memstore://bucket/repos/notes.txt": b"not a repository\n",
     })
-    units = list_units("prefixstore://bucket/repos")
-    assert units == ["prefixstore://bucket/repos/acme/", "prefixstore://bucket/repos/bare/"]
-    run(GithubSource(), "prefixstore://bucket/repos", str(tmp_path / "out"), LOCAL)
+    units = list_units("memstore://bucket/repos")
+    assert units == ["memstore://bucket/repos/acme/", "memstore://bucket/repos/bare/"]
+    run(GithubSource(), "memstore://bucket/repos", str(tmp_path / "out"), LOCAL)
     docs = read_rows(str(tmp_path / "out/docs"))
     assert [(d["id"], d["text"]) for d in docs] == [("github/acme/src/a.py", "a = 1\n")]
     assert [r["reason"] for r in read_rows(str(tmp_path / "out/rejects"))] == ["no root license file"]

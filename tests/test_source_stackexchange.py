@@ -157,6 +157,7 @@ def test_same_input_same_bytes(sample_run, tmp_path):
 
 
 def test_bad_input_is_dead_letters_and_good_posts_stay(tmp_path):
+    out = tmp_path.parent / (tmp_path.name + "-out")
     good = (HEAD + row(Id=1, PostTypeId=1, Score=1, Title="Q", Body="<p>question</p>")
             + b'  <row Id="2" PostTypeId="2" ParentId="1" Score="1" Body="oops />\n'
             + row(Id=3, PostTypeId=2, ParentId=1, Score=9, Body="<p>nine</p>")
@@ -166,15 +167,15 @@ def test_bad_input_is_dead_letters_and_good_posts_stay(tmp_path):
     sample.write_7z(str(tmp_path / "whole.7z"), {"Posts.xml": good})
     (tmp_path / "cut.stackexchange.com.7z").write_bytes((tmp_path / "whole.7z").read_bytes()[:200])
     os.remove(tmp_path / "whole.7z")
-    args = source_command(["stackexchange", "--input", str(tmp_path), "--output", str(tmp_path / "out"),
+    args = source_command(["stackexchange", "--input", str(tmp_path), "--output", str(out),
                            "--top-sites", "5"])
     assert args.func(args, LOCAL) == 0
-    docs = read_rows(str(tmp_path / "out" / "docs"))
+    docs = read_rows(str(out / "docs"))
     assert [(r["id"], r["text"]) for r in docs] == [
         ("stackexchange/good.stackexchange.com/1", "Q: Q\n\nquestion\n\nA: ten\n\nA: nine")]
-    dead = sorted(r["reason"] for r in read_rows(str(tmp_path / "out" / "dead_letters")))
+    dead = sorted(r["reason"] for r in read_rows(str(out / "dead_letters")))
     assert len(dead) == 2 and dead[0].startswith("cannot read file") and dead[1].startswith("malformed XML")
-    assert json.loads((tmp_path / "out" / "stats.json").read_text())["config"]["top_sites"] == 5
+    assert json.loads((out / "stats.json").read_text())["config"]["top_sites"] == 5
 
 
 def test_source_documents_are_plain_data():

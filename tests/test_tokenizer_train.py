@@ -39,7 +39,7 @@ def trained(corpus):
 
 def test_outputs(trained):
     out, report = trained
-    assert sorted(os.listdir(out)) == ["hf", "report.json", "tokenizer.model", "tokenizer.vocab"]
+    assert sorted(os.listdir(out)) == [".smallgiant-output.json", "hf", "report.json", "tokenizer.model", "tokenizer.vocab"]
     assert sorted(os.listdir(out / "hf")) == ["special_tokens_map.json", "tokenizer.json", "tokenizer.model",
                                               "tokenizer_config.json"]
     assert json.loads((out / "hf" / "tokenizer_config.json").read_text())["tokenizer_class"] == "LlamaTokenizerFast"

@@ -105,7 +105,11 @@ def test_sharded_bfloat16_export_loads_and_refuses_to_overwrite(run_dir, tmp_pat
     assert hf.model.embed_tokens.weight.dtype == torch.bfloat16
     ours = our_model(run_dir)
     assert torch.equal(hf.lm_head.weight, ours.output.weight.to(torch.bfloat16))
-    with pytest.raises(ValueError, match="exists and is not empty"):
-        export_hf(run_dir, out)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a user's file")
+    with pytest.raises(ValueError, match="no smallgiant job wrote"):
+        export_hf(run_dir, str(mine))
+    assert os.listdir(mine) == ["notes.txt"]
     with pytest.raises(FileNotFoundError, match="no checkpoint at step 3"):
         export_hf(run_dir, str(tmp_path / "other"), step=3)

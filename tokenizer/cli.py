@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from pipeline.argtypes import float_in, non_negative_int, positive_int, seed
+
 
 def _train(args: argparse.Namespace, extra_args: list[str]) -> int:
     from tokenizer.manifest import load_manifest
@@ -11,7 +13,7 @@ def _train(args: argparse.Namespace, extra_args: list[str]) -> int:
     manifest = load_manifest(args.manifest, root=args.data_root)
     report = train_tokenizer(manifest, args.output, vocab_size=args.vocab_size, sample_docs=args.sample_docs,
                              seed=args.seed, held_out_docs=args.held_out_docs, held_out_share=args.held_out_share,
-                             threads=args.threads)
+                             threads=args.threads, overwrite=args.overwrite, max_lease_age=args.max_lease_age)
     print(summary(report, args.output))
     return 0
 
@@ -41,6 +43,7 @@ def _indent(text: str) -> str:
 
 
 def add_parser(jobs) -> argparse._SubParsersAction:
+    from pipeline.runtime.guard import add_output_arguments
     """Add `tokenizer` to the top-level subparsers; its steps' subparsers are returned."""
     from tokenizer.train import DEFAULT_HELD_OUT_DOCS, DEFAULT_HELD_OUT_SHARE, DEFAULT_SAMPLE_DOCS
     tok = jobs.add_parser("tokenizer", help="the SentencePiece tokenizer and the mixture's token shards",
@@ -52,19 +55,21 @@ def add_parser(jobs) -> argparse._SubParsersAction:
                                      "tokenizer.model, tokenizer.vocab, a Hugging Face directory hf/ "
                                      "(LlamaTokenizerFast) and report.json (bytes per token on held-out documents).")
     t.add_argument("--manifest", required=True, help="a mixture manifest (data_manifests/*.yaml)")
-    t.add_argument("--output", required=True, help="output directory (replaced when training succeeds)")
+    t.add_argument("--output", required=True, help="output directory: tokenizer.model, tokenizer.vocab, hf/ and "
+                                                   "report.json are replaced when training succeeds")
+    add_output_arguments(t)
     t.add_argument("--data-root", help="directory or URL the manifest's relative paths resolve against "
                                        "(default: the manifest's directory)")
-    t.add_argument("--vocab-size", type=int, default=32000)
-    t.add_argument("--sample-docs", type=int, default=DEFAULT_SAMPLE_DOCS,
+    t.add_argument("--vocab-size", type=positive_int, default=32000)
+    t.add_argument("--sample-docs", type=positive_int, default=DEFAULT_SAMPLE_DOCS,
                    help="documents drawn for training, split over the sources in their shares "
                         f"(default {DEFAULT_SAMPLE_DOCS:,})")
-    t.add_argument("--held-out-docs", type=int, default=DEFAULT_HELD_OUT_DOCS,
+    t.add_argument("--held-out-docs", type=non_negative_int, default=DEFAULT_HELD_OUT_DOCS,
                    help="held-out documents per source for the bytes-per-token report")
-    t.add_argument("--held-out-share", type=float, default=DEFAULT_HELD_OUT_SHARE,
+    t.add_argument("--held-out-share", type=float_in(0, 1, high_open=True), default=DEFAULT_HELD_OUT_SHARE,
                    help="share of documents (by a hash of their id) never used for training")
-    t.add_argument("--seed", type=int, default=0, help="sampling and SentencePiece seed")
-    t.add_argument("--threads", type=int, help="SentencePiece threads (default: every core; part of what "
+    t.add_argument("--seed", type=seed, default=0, help="sampling and SentencePiece seed")
+    t.add_argument("--threads", type=positive_int, help="SentencePiece threads (default: every core; part of what "
                                                "makes the model byte-identical)")
     t.set_defaults(func=_train, beam=False)
     return steps

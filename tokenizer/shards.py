@@ -23,6 +23,7 @@ from pipeline.model_files import ModelFile
 from pipeline.runtime import output
 from pipeline.runtime.counters import inc, timed
 from pipeline.runtime.funnel import counters_of
+from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
 from pipeline.runtime.progress import Progress
 from pipeline.runtime.runner import local_cores, make_pipeline, pipeline_options
 from tokenizer import mixture, shard_format
@@ -31,6 +32,8 @@ from tokenizer.shards_report import format_summary, job_summary, mixture_report
 
 TOKENIZER_FILE = "tokenizer.model"
 PLAN_FILE = "plan.json"
+STATS = "stats.json"
+OWNED = ["shard-*", "dataset.json", STATS, PLAN_FILE]
 BATCH = 256
 log = logging.getLogger(__name__)
 
@@ -250,20 +253,6 @@ def build(p: beam.Pipeline, cfg: ShardConfig, files: list[tuple[str, str]], mode
      | "Write shards" >> beam.ParDo(WriteShard(staging, tokenizer_sha256)))
 
 
-def _publish(out: str, staging: str) -> None:
-    """Replace the previous dataset: first its manifest goes (the directory stops being a dataset), then
-    its shards, then the new shards move in; the new manifest is written last by the caller."""
-    from apache_beam.io.filesystems import FileSystems
-    manifest = output.join(out, shard_format.MANIFEST)
-    if FileSystems.exists(manifest):
-        FileSystems.delete([manifest])
-    old = [m.path for r in FileSystems.match([output.join(out, "shard-*")]) for m in r.metadata_list]
-    if old:
-        FileSystems.delete(old)
-    staged = [m.path for r in FileSystems.match([output.join(staging, "shard-*")]) for m in r.metadata_list]
-    FileSystems.rename(staged, [output.join(out, m.rsplit("/", 1)[-1]) for m in staged])
-
-
 def _read_json(path: str) -> Any:
     from apache_beam.io.filesystems import FileSystems
     with FileSystems.open(path) as f:
@@ -274,36 +263,45 @@ def source_files(manifest: Manifest) -> list[tuple[str, str]]:
     return [(s.name, f) for s in manifest.sources if s.share > 0 for f in manifest.files(s.name)]
 
 
-def run(cfg: ShardConfig, beam_args: list[str] | None = None) -> dict:
+def _inputs(cfg: ShardConfig, files: list[tuple[str, str]]) -> list[str]:
+    """What the job reads, for the overlap check: the manifest, the tokenizer, every source file."""
+    return [cfg.manifest.path, cfg.tokenizer, *(f for _, f in files)]
+
+
+def run(cfg: ShardConfig, beam_args: list[str] | None = None, overwrite: bool = False,
+        max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS) -> dict:
     """Build the dataset in cfg.output; print and return its summary."""
+    files = source_files(cfg.manifest)
+    claim = claim_output(cfg.output, "tokenizer shards", OWNED, _inputs(cfg, files), overwrite, max_lease_age)
     model_path = tokenizer_model(cfg.tokenizer)
     sp, sha = load_tokenizer(cfg.tokenizer)
     if sp.get_piece_size() > 65536:
         raise ValueError(f"vocabulary of {sp.get_piece_size()} does not fit the uint16 shard format")
-    files = source_files(cfg.manifest)
-    staging = output.join(cfg.output, output.STAGING)
-    output.clear_staging(cfg.output)
     opts = pipeline_options(beam_args or [])
-    t0 = time.time()
-    p = make_pipeline(opts)
-    build(p, cfg, files, ModelFile(model_path), sha, staging)
-    result = p.run()
-    result.wait_until_finish()
-    plan = _read_json(output.join(staging, PLAN_FILE))
-    shards = [_read_json(output.join(staging, shard_format.shard_name(i) + ".json"))
-              for i in range(-(-plan["planned_tokens"] // plan["shard_tokens"]))]
-    _publish(cfg.output, staging)
-    wall = time.time() - t0
-    counters = counters_of(result)
-    header = {"vocab_size": sp.get_piece_size(), "eos_id": sp.eos_id(), "bos_id": sp.bos_id(),
-              "shard_tokens": plan["shard_tokens"], "seed": cfg.the_seed,
-              "tokenizer": {"path": cfg.tokenizer, "sha256": sha},
-              "manifest": {"name": cfg.manifest.name, "path": cfg.manifest.path},
-              "target_total_tokens": cfg.the_total,
-              "mixture": mixture_report(shards, plan)}
-    manifest = shard_format.write_manifest(cfg.output, shards, header, output.write_atomically)
-    output.clear_staging(cfg.output)
-    summary = job_summary(manifest, counters, wall, local_cores(opts))
-    _write_json(output.join(cfg.output, "stats.json"), summary)
+    with claim as out:
+        staging = out.stage()
+        t0 = time.time()
+        p = make_pipeline(opts)
+        build(p, cfg, files, ModelFile(model_path), sha, staging)
+        result = p.run()
+        result.wait_until_finish()
+        plan = _read_json(output.join(staging, PLAN_FILE))
+        shards = [_read_json(output.join(staging, shard_format.shard_name(i) + ".json"))
+                  for i in range(-(-plan["planned_tokens"] // plan["shard_tokens"]))]
+        # the old manifest goes first (the directory stops being a dataset), then the old shards
+        out.remove(shard_format.MANIFEST)
+        out.publish(["shard-*"])
+        wall = time.time() - t0
+        counters = counters_of(result)
+        header = {"vocab_size": sp.get_piece_size(), "eos_id": sp.eos_id(), "bos_id": sp.bos_id(),
+                  "shard_tokens": plan["shard_tokens"], "seed": cfg.the_seed,
+                  "tokenizer": {"path": cfg.tokenizer, "sha256": sha},
+                  "manifest": {"name": cfg.manifest.name, "path": cfg.manifest.path},
+                  "target_total_tokens": cfg.the_total,
+                  "mixture": mixture_report(shards, plan)}
+        manifest = shard_format.write_manifest(cfg.output, shards, header,
+                                               lambda path, data: out.write(shard_format.MANIFEST, data))
+        summary = job_summary(manifest, counters, wall, local_cores(opts))
+        out.write(STATS, json.dumps(summary, indent=1, sort_keys=True, default=_plain).encode())
     print(format_summary(summary), flush=True)
     return summary

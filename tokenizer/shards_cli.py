@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pipeline.argtypes import non_negative_float, positive_int, seed
+
 
 def _shards(args: argparse.Namespace, beam_args: list[str]) -> int:
     from tokenizer.manifest import load_manifest
@@ -14,18 +16,22 @@ def _shards(args: argparse.Namespace, beam_args: list[str]) -> int:
         plan = make_plan(manifest, args.tokenizer, args.sample_docs, args.total_tokens, args.shard_tokens, prices)
         print(format_plan(plan))
         if args.output:
-            from pipeline.runtime.output import join, write_atomically
-            write_atomically(join(args.output, "plan.json"), json.dumps(plan, indent=1).encode())
+            from pipeline.runtime.guard import claim_output
+            from tokenizer.shards import OWNED, PLAN_FILE
+            with claim_output(args.output, "tokenizer shards", OWNED, [manifest.path, args.tokenizer],
+                              args.overwrite, args.max_lease_age) as out:
+                out.write(PLAN_FILE, json.dumps(plan, indent=1).encode())
         return 0
     if not args.output:
         raise ValueError("--output is required (except with --plan)")
     from tokenizer.shards import ShardConfig, run
     run(ShardConfig(manifest, args.tokenizer, args.output, total_tokens=args.total_tokens,
-                    shard_tokens=args.shard_tokens, seed=args.seed), beam_args)
+                    shard_tokens=args.shard_tokens, seed=args.seed), beam_args, args.overwrite, args.max_lease_age)
     return 0
 
 
 def add_step(steps) -> None:
+    from pipeline.runtime.guard import add_output_arguments
     from tokenizer.plan import Prices
     s = steps.add_parser(
         "shards", help="token shards in the manifest's mixture (Beam), or --plan its size and cost",
@@ -37,15 +43,17 @@ def add_step(steps) -> None:
     s.add_argument("--tokenizer", required=True, help="directory holding tokenizer.model")
     s.add_argument("--output", help="dataset directory (with --plan: where plan.json goes, optional)")
     s.add_argument("--data-root", help="what the manifest's relative paths resolve against")
-    s.add_argument("--total-tokens", type=int, help="override the manifest's total (default: the manifest's, "
+    add_output_arguments(s)
+    s.add_argument("--total-tokens", type=positive_int, help="override the manifest's total (default: the manifest's, "
                                                      "or the largest no source exceeds its epochs for)")
-    s.add_argument("--shard-tokens", type=int, help="override the manifest's tokens per shard")
-    s.add_argument("--seed", type=int, help="override the manifest's shuffle seed")
+    s.add_argument("--shard-tokens", type=positive_int, help="override the manifest's tokens per shard")
+    s.add_argument("--seed", type=seed, help="override the manifest's shuffle seed")
     s.add_argument("--plan", action="store_true", help="print budget, epochs, shards, bytes, core-hours and "
                                                        "Dataflow cost (this build and the full one); write nothing else")
-    s.add_argument("--sample-docs", type=int, default=200, help="--plan: documents encoded per source")
+    s.add_argument("--sample-docs", type=positive_int, default=200, help="--plan: documents encoded per source")
     p = Prices()
-    s.add_argument("--vcpu-hour-usd", type=float, default=p.vcpu_hour, help="--plan: Dataflow vCPU-hour price")
-    s.add_argument("--gb-hour-usd", type=float, default=p.gb_hour, help="--plan: Dataflow memory GB-hour price")
-    s.add_argument("--shuffle-gb-usd", type=float, default=p.shuffle_gb, help="--plan: Dataflow shuffle price per GB")
+    for option, default, what in (("--vcpu-hour-usd", p.vcpu_hour, "vCPU-hour price"),
+                                  ("--gb-hour-usd", p.gb_hour, "memory GB-hour price"),
+                                  ("--shuffle-gb-usd", p.shuffle_gb, "shuffle price per GB")):
+        s.add_argument(option, type=non_negative_float, default=default, help=f"--plan: Dataflow {what}")
     s.set_defaults(func=_shards)

@@ -5,21 +5,20 @@ Steps: draw the sample and a held-out set (`tokenizer.sample`), write the traini
 paragraph (lines longer than SentencePiece's sentence limit are cut at spaces, not dropped), train
 SentencePiece with LLaMA-1's settings, write the Hugging Face directory (`tokenizer.hf`) and check that it
 encodes the held-out text exactly as SentencePiece does, then measure bytes per token on the held-out
-documents (`tokenizer.report`). Everything is written in a temporary directory next to the output and
-moved into place when complete. Training is seeded and runs on relative paths inside that directory, so
+documents (`tokenizer.report`). Everything is written in the output's staging area (`pipeline.runtime.guard`)
+and moved into place when complete. Training is seeded and runs on relative paths inside that area, so
 the same sample, seed and thread count give a byte-identical tokenizer.model.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import time
 from typing import Iterable, Iterator
 
 from pipeline.lm.train import working_directory
+from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
 from tokenizer.hf import write_json
 from tokenizer.manifest import Manifest
 from tokenizer.sample import MAX_DOC_CHARS, SourceSample, draw_sample, mixture_texts
@@ -29,6 +28,7 @@ log = logging.getLogger(__name__)
 DEFAULT_SAMPLE_DOCS = 100_000
 DEFAULT_HELD_OUT_DOCS = 1_000
 DEFAULT_HELD_OUT_SHARE = 0.05
+OUTPUTS = ["tokenizer.model", "tokenizer.vocab", "hf", "report.json"]
 HF_CHECK_LINES = 2_000
 
 # LLaMA-1's released tokenizer.model, trainer_spec and normalizer_spec (recipe section 3); the vocabulary
@@ -70,13 +70,17 @@ def _chunks(line: str, limit: int) -> Iterator[str]:
 def train_tokenizer(manifest: Manifest, output: str, vocab_size: int = 32000,
                     sample_docs: int = DEFAULT_SAMPLE_DOCS, seed: int = 0,
                     held_out_docs: int = DEFAULT_HELD_OUT_DOCS, held_out_share: float = DEFAULT_HELD_OUT_SHARE,
-                    threads: int | None = None, max_doc_chars: int = MAX_DOC_CHARS) -> dict:
-    """Train the tokenizer into `output` (tokenizer.model, tokenizer.vocab, hf/, report.json); the report."""
-    t0 = time.time()
-    threads = threads or os.cpu_count() or 1
-    samples = draw_sample(manifest, sample_docs, held_out_docs, held_out_share, seed, max_doc_chars)
-    t_sample = time.time() - t0
-    with _staging(output) as tmp:
+                    threads: int | None = None, max_doc_chars: int = MAX_DOC_CHARS, overwrite: bool = False,
+                    max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS) -> dict:
+    """Train the tokenizer into `output` (tokenizer.model, tokenizer.vocab, hf/, report.json); the report.
+    Everything is built in the output's staging area and moves into place only when all of it succeeded."""
+    inputs = [manifest.path, *(f for s in manifest.sources for f in manifest.files(s.name))]
+    with claim_output(output, "tokenizer train", OUTPUTS, inputs, overwrite, max_lease_age) as out:
+        t0 = time.time()
+        threads = threads or os.cpu_count() or 1
+        samples = draw_sample(manifest, sample_docs, held_out_docs, held_out_share, seed, max_doc_chars)
+        t_sample = time.time() - t0
+        tmp = out.stage()
         work = os.path.join(tmp, ".work")
         os.makedirs(work)
         lines = _write_training_text(samples, os.path.join(work, "sample.txt"))
@@ -93,6 +97,7 @@ def train_tokenizer(manifest: Manifest, output: str, vocab_size: int = 32000,
         report["seconds"] = {"sampling": round(t_sample, 2), "training": round(t_train, 2),
                              "total": round(time.time() - t0, 2)}
         write_json(os.path.join(tmp, "report.json"), report)
+        out.publish(OUTPUTS)
     return report
 
 
@@ -169,27 +174,3 @@ def _check_hf(model: str, hf_dir: str, samples: list[SourceSample]) -> int:
         if hf.encode(line, add_special_tokens=False) != ids:
             raise RuntimeError(f"the Hugging Face tokenizer encodes {line[:200]!r} differently from SentencePiece")
     return len(lines)
-
-
-@contextlib.contextmanager
-def _staging(output: str):
-    """A temporary directory beside `output` that replaces it only when the block succeeds."""
-    parent = os.path.dirname(os.path.abspath(output))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(os.path.abspath(output))}.tmp-")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's private mode would otherwise become the output's
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if os.path.exists(output):
-        old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(os.path.abspath(output))}.old-")
-        os.replace(output, os.path.join(old, "previous"))
-    os.replace(tmp, output)
-    if old:
-        shutil.rmtree(old)
-

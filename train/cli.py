@@ -14,6 +14,7 @@ import dataclasses
 import os
 import sys
 
+from pipeline.argtypes import non_negative_int, positive_int
 from train.config import PRESETS, TrainConfig, apply_overrides, parse_override_words, preset
 
 USAGE = ("%(prog)s --config NAME --data DATASET --output RUN_DIR [--resume] [--dry-run] [--FIELD VALUE | FIELD=VALUE ...]\n"
@@ -33,17 +34,21 @@ def add_parser(jobs) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config and parameter count (meta device, nothing allocated) and exit")
-    p.add_argument("--stop-at-step", type=int, help="stop after this step with a checkpoint (schedule unchanged)")
+    p.add_argument("--stop-at-step", type=positive_int,
+                   help="stop after this step with a checkpoint (schedule unchanged)")
     p.add_argument("--list-configs", action="store_true", help="list the presets and exit")
     p.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16", "float16"),
                    help="export-hf: weight dtype (default bfloat16)")
-    p.add_argument("--step", type=int, help="export-hf: export this step's checkpoint instead of the latest")
+    p.add_argument("--step", type=non_negative_int,
+                   help="export-hf: export this step's checkpoint instead of the latest")
+    p.add_argument("--overwrite", action="store_true",
+                   help="export-hf: replace the files of a directory that holds files no export wrote")
     fields = p.add_argument_group("config fields", "override the preset's value")
     for f in dataclasses.fields(TrainConfig):
         if f.name != "name":
             fields.add_argument("--" + f.name.replace("_", "-"), dest="cfg_" + f.name, metavar=_type_name(f).upper(),
                                 help="default from the preset")
-    p.set_defaults(func=run_command)
+    p.set_defaults(func=run_command, own_arguments=True)  # the config overrides among the leftovers
 
 
 def _type_name(f: dataclasses.Field) -> str:
@@ -82,7 +87,9 @@ def build_config(args: argparse.Namespace, extra: list[str]) -> TrainConfig:
         base = preset(args.config)
     else:
         raise ValueError("--config NAME is required (" + ", ".join(PRESETS) + ")")
-    return apply_overrides(base, overrides)
+    cfg = apply_overrides(base, overrides)
+    cfg.validate()  # before the run directory or the process group is touched
+    return cfg
 
 
 def run_command(args: argparse.Namespace, extra: list[str]) -> int:
@@ -114,7 +121,7 @@ def _export(args: argparse.Namespace, words: list[str]) -> int:
     if not args.output:
         raise ValueError("export-hf needs --output HF_DIR")
     from train.export_hf import export_hf
-    report = export_hf(words[0], args.output, dtype=args.dtype, step=args.step)
+    report = export_hf(words[0], args.output, dtype=args.dtype, step=args.step, overwrite=args.overwrite)
     print(f"exported {report['checkpoint']} to {report['output']}: {report['bytes'] / 2**20:,.1f} MiB of "
           f"{report['dtype']} weights; {report['tokenizer']}")
     return 0

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import torch
 
+from pipeline.runtime.guard import claim_output
 from train.checkpoint import latest_checkpoint, list_checkpoints, read_weights
 from train.config import TrainConfig
 from train.model import Transformer
@@ -127,12 +128,11 @@ def _copy_tokenizer(run: dict, directory: str) -> str:
 
 
 def export_hf(run_dir: str, output: str, dtype: str = "bfloat16", step: int | None = None,
-              max_shard_bytes: int = 5 * 2**30) -> dict:
-    """Write `output` from the run's latest checkpoint (or the one at `step`); return a report."""
+              max_shard_bytes: int = 5 * 2**30, overwrite: bool = False) -> dict:
+    """Write `output` from the run's latest checkpoint (or the one at `step`); return a report. The files
+    are built in the output's staging area and replace an earlier export only when all are written."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
-    if os.path.exists(output) and os.listdir(output):
-        raise ValueError(f"{output} exists and is not empty")
     cfg = load_run_config(run_dir)
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     if step is None:
@@ -142,16 +142,14 @@ def export_hf(run_dir: str, output: str, dtype: str = "bfloat16", step: int | No
     if not found:
         raise FileNotFoundError(f"no checkpoint{f' at step {step}' if step is not None else ''} in {ckpt_dir}")
     run = load_run_info(run_dir)
-    tmp = output.rstrip("/") + ".tmp-export"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    total = _write_shards(_converted_tensors(cfg, found, DTYPES[dtype]), tmp, max_shard_bytes)
-    with open(os.path.join(tmp, "config.json"), "w") as f:
-        json.dump(hf_config(cfg, dtype, run["bos_id"], run["eos_id"]), f, indent=2, sort_keys=True)
-    with open(os.path.join(tmp, "generation_config.json"), "w") as f:
-        json.dump({"bos_token_id": run["bos_id"], "eos_token_id": run["eos_id"]}, f, indent=2)
-    tokenizer_note = _copy_tokenizer(run, tmp)
-    if os.path.exists(output):
-        os.rmdir(output)
-    os.rename(tmp, output)
+    with claim_output(output, "train export-hf", ["*"], [run_dir], overwrite) as out:
+        tmp = out.stage()
+        os.makedirs(tmp)
+        total = _write_shards(_converted_tensors(cfg, found, DTYPES[dtype]), tmp, max_shard_bytes)
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(hf_config(cfg, dtype, run["bos_id"], run["eos_id"]), f, indent=2, sort_keys=True)
+        with open(os.path.join(tmp, "generation_config.json"), "w") as f:
+            json.dump({"bos_token_id": run["bos_id"], "eos_token_id": run["eos_id"]}, f, indent=2)
+        tokenizer_note = _copy_tokenizer(run, tmp)
+        out.publish(["*"])
     return {"checkpoint": found, "output": output, "bytes": total, "dtype": dtype, "tokenizer": tokenizer_note}

@@ -1,14 +1,19 @@
 """The run directory: config.json (the resolved configuration), run.json (the dataset the run reads and
 its tokenizer), and the rules for starting or resuming a run in it.
 
-A new run refuses a directory that already holds checkpoints; a resumed run must keep the fields that
-fix what its checkpoints mean (model shape, context, batch, seed) and read the same dataset.
+A new run refuses a directory that already holds checkpoints, and any non-empty directory that is not a
+run directory; a resumed run must keep the fields that fix what its checkpoints mean (model shape,
+context, batch, seed) and read the same dataset. The run directory never overlaps the dataset, and one
+run at a time holds it (`hold_run_dir`: the lease of `pipeline.runtime.guard`, taken by the first process).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from typing import Iterator
 
+from pipeline.runtime.guard import LEASE, acquire_lease, check_no_overlap, release_lease
 from tokenizer.shard_format import TokenDataset
 from train.checkpoint import latest_checkpoint, list_checkpoints, write_json_atomic
 from train.config import FROZEN_ON_RESUME, TrainConfig
@@ -62,3 +67,28 @@ def prepare_run_dir(cfg: TrainConfig, output: str, dataset: TokenDataset, resume
             "vocab_size": dataset.vocab_size, "eos_id": dataset.eos_id, "bos_id": dataset.bos_id,
             "tokenizer": dataset.manifest.get("tokenizer", {})})
     return found[1] if resume else None
+
+
+RUN_FILES = {"config.json", "run.json", "checkpoints", "metrics.jsonl", "summary.json", "tensorboard", LEASE}
+
+
+@contextlib.contextmanager
+def hold_run_dir(output: str, data: str, is_first_process: bool) -> Iterator[None]:
+    """Refuse a run directory that overlaps the dataset or is some other directory with files in it, and
+    hold it against a second run for as long as the block lasts (only the first process takes the lease;
+    under torchrun the others are stopped with it if it fails)."""
+    check_no_overlap(output, [data])
+    if os.path.isdir(output):
+        others = sorted(set(os.listdir(output)) - RUN_FILES)
+        if others and not os.path.exists(os.path.join(output, "config.json")):
+            raise ValueError(f"--output {output} is not a run directory and holds files ({others[0]}, ...): "
+                             "choose a new or empty directory")
+    if not is_first_process:
+        yield
+        return
+    os.makedirs(output, exist_ok=True)
+    lease = acquire_lease(output, "train")
+    try:
+        yield
+    finally:
+        release_lease(lease)

@@ -20,14 +20,15 @@ import torch
 import torch.nn.functional as F
 
 from tokenizer.shard_format import TokenDataset
-from train.checkpoint import Checkpointer, write_json_atomic
+from train.checkpoint import Checkpointer, read_trainer_state, write_json_atomic
 from train.config import TrainConfig
 from train.data import SequenceLoader
 from train.energy import NvmlEnergy, energy_summary, format_energy
 from train.metrics import MetricsLog, Throughput, flops_per_token, memory_gib, peak_flops
 from train.optim import build_optimizer, learning_rate, set_learning_rate
 from train.parallel import Runtime, all_reduce, build_model, setup, teardown, use_bf16, use_compile
-from train.run_dir import prepare_run_dir
+from train.run_dir import hold_run_dir, prepare_run_dir
+from train.state_check import check_trainer_state
 
 log = logging.getLogger("smallgiant.train")
 
@@ -101,11 +102,12 @@ def train(cfg: TrainConfig, data: str | None, output: str, resume: bool = False,
     without changing the learning-rate schedule (for time-limited jobs; resume later with `resume`)."""
     if not data:
         raise ValueError("--data is required: a token dataset directory (holding dataset.json)")
-    rt = setup(cfg)
-    try:
-        return Run(cfg, TokenDataset(data, verify=True), output, resume, rt).train(stop_at_step)
-    finally:
-        teardown(rt)
+    with hold_run_dir(output, data, int(os.environ.get("RANK", "0")) == 0):
+        rt = setup(cfg)
+        try:
+            return Run(cfg, TokenDataset(data, verify=True), output, resume, rt).train(stop_at_step)
+        finally:
+            teardown(rt)
 
 
 class Run:
@@ -130,6 +132,7 @@ class Run:
         self.session_start, self.last_record = time.time(), {}
 
     def _restore(self, path: str) -> None:
+        check_trainer_state(read_trainer_state(path), path, self.cfg)   # before any weights are read
         saved = self.checkpointer.load(path, self.model, self.optimizer)
         self.loader.load_state_dict(saved["loader"])
         self.progress = Progress(**{k: saved[k] for k in dataclasses.asdict(self.progress)})

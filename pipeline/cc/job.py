@@ -13,20 +13,22 @@ from pipeline.cc import dedup, filters, read
 from pipeline.cc.config import CCConfig
 from pipeline.cc.funnel import build_funnel
 from pipeline.runtime.funnel import counters_of, format_funnel
-from pipeline.inputs import expand_inputs
+from pipeline.inputs import expand_inputs, spec_items
 from pipeline.langid import default_lid_model
 from pipeline.model_files import ModelFile
 from pipeline.runtime import output
+from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
 from pipeline.runtime.runner import local_cores, make_pipeline, pipeline_options
 from pipeline.schema import DEAD_LETTER_SCHEMA, DOC_SCHEMA, REJECT_SCHEMA
 
+JOB = "pipeline cc"
 OUTPUTS = ["docs", "rejects", "dead_letters"]
+STATS = "stats.json"
 SPREAD_BELOW_FILES = 64
 log = logging.getLogger(__name__)
 
 
-def build(p: beam.Pipeline, cfg: CCConfig, files: list[str]) -> None:
-    staging = output.join(cfg.output, output.STAGING)
+def build(p: beam.Pipeline, cfg: CCConfig, files: list[str], staging: str) -> None:
     n_shards = cfg.output_shards or max(1, len(files))
     lid_model = ModelFile(cfg.lid_model or default_lid_model())
 
@@ -56,25 +58,27 @@ def build(p: beam.Pipeline, cfg: CCConfig, files: list[str]) -> None:
      | "Write dead letters" >> output.WriteShards(output.join(staging, "dead_letters"), DEAD_LETTER_SCHEMA, n_shards))
 
 
-def run(cfg: CCConfig, beam_args: list[str] | None = None) -> dict:
+def run(cfg: CCConfig, beam_args: list[str] | None = None, overwrite: bool = False,
+        max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS) -> dict:
     """Run the job to completion, publish its outputs, write stats.json, print the funnel; return stats."""
     cfg.validate()
     files = expand_inputs(cfg.input, cfg.paths_prefix, cfg.max_files)
+    claim = claim_output(cfg.output, JOB, OUTPUTS + [STATS], [*files, *spec_items(cfg.input)],
+                         overwrite, max_lease_age)
     log.info("CC job: %d input files -> %s", len(files), cfg.output)
     opts = pipeline_options(beam_args or [])
-    output.clear_staging(cfg.output)
-    t0 = time.time()
-    p = make_pipeline(opts)
-    build(p, cfg, files)
-    result = p.run()
-    result.wait_until_finish()
-    wall = time.time() - t0
-    output.publish(cfg.output, OUTPUTS)
-    cores = local_cores(opts)
-    funnel = build_funnel(counters_of(result), [s.name for s in cfg.scorers], wall, cores)
-    stats = {"job": "cc", "input_files": len(files), "config": _config_summary(cfg), **funnel}
-    output.write_atomically(output.join(cfg.output, "stats.json"),
-                            json.dumps(stats, indent=2, sort_keys=False).encode())
+    with claim as out:
+        t0 = time.time()
+        p = make_pipeline(opts)
+        build(p, cfg, files, out.stage())
+        result = p.run()
+        result.wait_until_finish()
+        wall = time.time() - t0
+        out.publish(OUTPUTS)
+        cores = local_cores(opts)
+        funnel = build_funnel(counters_of(result), [s.name for s in cfg.scorers], wall, cores)
+        stats = {"job": "cc", "input_files": len(files), "config": _config_summary(cfg), **funnel}
+        out.write(STATS, json.dumps(stats, indent=2, sort_keys=False).encode())
     print(format_funnel(funnel), flush=True)
     return stats
 

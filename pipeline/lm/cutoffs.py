@@ -7,13 +7,13 @@ output). Each language's sample is a uniform reservoir sample, seeded, of at mos
 from __future__ import annotations
 
 import json
-import os
 import random
 
 import numpy as np
 
 from pipeline.doc_files import iter_rows, local_files
-from pipeline.lm.model import PerplexityModel, languages_in, model_paths
+from pipeline.lm.model import CUTOFFS, MODELS_JOB, PerplexityModel, languages_in, model_paths
+from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
 
 
 def _reservoirs(pattern: str, langs: set[str], size: int, seed: int) -> dict[str, list[str]]:
@@ -36,9 +36,18 @@ def _reservoirs(pattern: str, langs: set[str], size: int, seed: int) -> dict[str
 
 
 def compute_cutoffs(pattern: str, models_dir: str, percentiles: tuple[float, float] = (30, 60),
-                    sample_docs: int = 10_000, seed: int = 0) -> dict:
+                    sample_docs: int = 10_000, seed: int = 0, overwrite: bool = False,
+                    max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS) -> dict:
     if not 0 < percentiles[0] < percentiles[1] < 100:
         raise ValueError("--percentiles takes two increasing numbers between 0 and 100, e.g. 30,60")
+    claim = claim_output(models_dir, MODELS_JOB, [CUTOFFS], local_files(pattern), overwrite, max_lease_age)
+    with claim as out:
+        cutoffs = _cutoffs(pattern, models_dir, percentiles, sample_docs, seed)
+        out.write(CUTOFFS, json.dumps(cutoffs, indent=2, sort_keys=True).encode())
+    return cutoffs
+
+
+def _cutoffs(pattern: str, models_dir: str, percentiles: tuple[float, float], sample_docs: int, seed: int) -> dict:
     langs = set(languages_in(models_dir))
     cutoffs = {}
     for lang, texts in sorted(_reservoirs(pattern, langs, sample_docs, seed).items()):
@@ -52,8 +61,4 @@ def compute_cutoffs(pattern: str, models_dir: str, percentiles: tuple[float, flo
         head, middle = np.percentile(ppl, percentiles)
         cutoffs[lang] = {"head": round(float(head), 3), "middle": round(float(middle), 3),
                          "percentiles": list(percentiles), "documents": len(ppl)}
-    tmp = os.path.join(models_dir, ".cutoffs.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(cutoffs, f, indent=2, sort_keys=True)
-    os.replace(tmp, os.path.join(models_dir, "cutoffs.json"))
     return cutoffs

@@ -26,6 +26,8 @@ def _table() -> dict[int, str | None]:
 
 
 _TABLE = _table()
+MODELS_JOB = "pipeline lm"      # train and cutoffs share the models directory
+CUTOFFS = "cutoffs.json"
 
 
 def normalize_for_lm(line: str) -> str:
@@ -48,7 +50,7 @@ def languages_in(models_dir: str) -> list[str]:
 
 def read_cutoffs(models_dir: str) -> dict[str, dict[str, float]]:
     from apache_beam.io.filesystems import FileSystems
-    path = join(models_dir, "cutoffs.json")
+    path = join(models_dir, CUTOFFS)
     if not FileSystems.exists(path):
         return {}
     with FileSystems.open(path, compression_type="uncompressed") as f:

@@ -14,12 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Iterator
 
 from pipeline.doc_files import is_jsonl, iter_rows, local_files
-from pipeline.lm.model import model_paths, normalize_for_lm
+from pipeline.lm.model import CUTOFFS, MODELS_JOB, model_paths, normalize_for_lm
+from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
 
 
 def kenlm_tool(name: str, kenlm_bin: str | None = None) -> str:
@@ -59,13 +59,17 @@ def _write_normalized(pattern: str, path: str, max_lines: int | None) -> int:
 
 def train_language_model(pattern: str, language: str, output_dir: str, order: int = 5,
                          vocab_size: int = 65536, max_lines: int | None = None, kenlm_bin: str | None = None,
-                         memory: str = "20%", seed: int = 0) -> dict:
+                         memory: str = "20%", seed: int = 0, overwrite: bool = False,
+                         max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS) -> dict:
     import sentencepiece
     sentencepiece.set_random_generator_seed(seed)  # SentencePiece draws a fresh seed per run otherwise
     lmplz, build_binary = kenlm_tool("lmplz", kenlm_bin), kenlm_tool("build_binary", kenlm_bin)
-    os.makedirs(output_dir, exist_ok=True)
+    names = [os.path.basename(p) for p in model_paths(output_dir, language)] + [f"{language}.meta.json"]
+    claim = claim_output(output_dir, MODELS_JOB, names + [CUTOFFS], local_files(pattern), overwrite, max_lease_age)
     t0 = time.time()
-    with tempfile.TemporaryDirectory(dir=output_dir, prefix=".lm-train-") as tmp:
+    with claim as out:
+        tmp = os.path.join(out.stage(), "work")
+        os.makedirs(tmp)
         corpus = os.path.join(tmp, "corpus.txt")
         lines = _write_normalized(pattern, corpus, max_lines)
         if lines == 0:
@@ -88,13 +92,15 @@ def train_language_model(pattern: str, language: str, output_dir: str, order: in
             _run([lmplz, "-o", str(order), "-S", memory, "-T", tmp, "--discount_fallback"], stdin=src, stdout=dst)
         binary = arpa + ".bin"
         _run([build_binary, arpa, binary])
-        sp_final, lm_final = model_paths(output_dir, language)
-        os.replace(sp_prefix + ".model", sp_final)
-        os.replace(binary, lm_final)
-    meta = {"language": language, "order": order, "vocab_size": sp.get_piece_size(), "lines": lines,
-            "pieces": n_tokens, "seed": seed, "estimator": "KenLM lmplz (modified Kneser-Ney)"}
-    _write_json(os.path.join(output_dir, f"{language}.meta.json"), meta)
-    _forget_cutoffs(output_dir, language)
+        sp_name, lm_name = names[:2]
+        os.replace(sp_prefix + ".model", out.stage(sp_name))
+        os.replace(binary, out.stage(lm_name))
+        meta = {"language": language, "order": order, "vocab_size": sp.get_piece_size(), "lines": lines,
+                "pieces": n_tokens, "seed": seed, "estimator": "KenLM lmplz (modified Kneser-Ney)"}
+        with open(out.stage(names[2]), "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=True)
+        out.publish(names)
+        _forget_cutoffs(out, language)
     return {**meta, "seconds": round(time.time() - t0, 1)}
 
 
@@ -110,21 +116,14 @@ def working_directory(path: str):
         os.chdir(before)
 
 
-def _write_json(path: str, data: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def _forget_cutoffs(output_dir: str, language: str) -> None:
+def _forget_cutoffs(out, language: str) -> None:
     """Cutoffs computed with the previous model of this language no longer apply."""
-    path = os.path.join(output_dir, "cutoffs.json")
+    path = out.path(CUTOFFS)
     if os.path.isfile(path):
         with open(path) as f:
             cutoffs = json.load(f)
         if cutoffs.pop(language, None) is not None:
-            _write_json(path, cutoffs)
+            out.write(CUTOFFS, json.dumps(cutoffs, indent=2, sort_keys=True).encode())
 
 
 def _run(cmd: list[str], **kwargs) -> None:

@@ -1,14 +1,11 @@
-"""Deterministic, atomic Parquet output.
+"""Deterministic Parquet output.
 
 Rows are routed to shards by input file, sorted by document key inside a shard and written with zstd, so
-the same input gives byte-identical files whatever the runner's bundling. Shards are written under
-`DIR/_staging/`; only after the whole job succeeded does `publish` replace `DIR/docs`, `DIR/rejects` and
-`DIR/dead_letters` with them, so a failed run never leaves a half-written output behind.
+the same input gives byte-identical files whatever the runner's bundling. Jobs write the shards under
+their claimed output's staging area (`pipeline.runtime.guard`), which publishes them only after the whole
+job succeeded, so a failed run never leaves a half-written output behind.
 """
 from __future__ import annotations
-
-import posixpath
-import shutil
 
 import apache_beam as beam
 import xxhash
@@ -18,8 +15,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.runtime.counters import timed
 from pipeline.inputs import join
+from pipeline.runtime.guard import STAGING, write_atomically  # noqa: F401  (jobs' one import)
 
-STAGING = "_staging"
 ROW_GROUP = 10_000
 
 
@@ -63,46 +60,3 @@ class WriteShards(beam.PTransform):
         return (rows | "Shard" >> beam.Map(lambda kv: (shard_of(kv[0], n), kv))
                 | "Group shard" >> beam.GroupByKey()
                 | "Write Parquet" >> beam.ParDo(_WriteShard(self.directory, self.schema)))
-
-
-def _files_under(directory: str) -> list[str]:
-    pattern = join(directory, "**") if "://" in directory else join(directory, "*")
-    try:
-        return sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
-    except Exception:
-        return []
-
-
-def clear_staging(output: str) -> None:
-    """Remove what a failed earlier run left in the staging area, so that it is never published."""
-    staging = join(output, STAGING)
-    if "://" not in output:
-        shutil.rmtree(staging, ignore_errors=True)
-        return
-    leftovers = _files_under(staging)
-    if leftovers:
-        FileSystems.delete(leftovers)
-
-
-def publish(output: str, names: list[str]) -> None:
-    """Move each staged output directory to its final place, replacing what a previous run left."""
-    for name in names:
-        final = join(output, name)
-        old = _files_under(final)
-        if old:
-            FileSystems.delete(old)
-        staged = _files_under(join(output, STAGING, name))
-        if not FileSystems.exists(final):
-            FileSystems.mkdirs(final)
-        if staged:
-            FileSystems.rename(staged, [join(final, posixpath.basename(p)) for p in staged])
-    clear_staging(output)
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with FileSystems.create(tmp) as f:
-        f.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])

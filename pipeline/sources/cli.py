@@ -4,13 +4,16 @@ from __future__ import annotations
 import argparse
 import inspect
 
+from pipeline.argtypes import positive_int
+from pipeline.runtime.guard import add_output_arguments
 from pipeline.sources import SOURCES, source_class
 
 
 def _run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.sources.job import run
     source = source_class(args.source).from_args(args)
-    run(source, args.input, args.output, beam_args, args.output_shards, args.max_files)
+    run(source, args.input, args.output, beam_args, args.output_shards, args.max_files,
+        args.overwrite, args.max_lease_age)
     return 0
 
 
@@ -23,7 +26,9 @@ def add_parsers(sources) -> None:
         p.add_argument("--input", required=True, help="files, globs or directories on any Beam filesystem "
                                                       "(comma-separated)")
         p.add_argument("--output", required=True, help="output directory: docs/, rejects/, dead_letters/, stats.json")
-        p.add_argument("--output-shards", type=int, help="Parquet files per output (default: one per input file)")
-        p.add_argument("--max-files", type=int, help="read at most this many input files")
+        p.add_argument("--output-shards", type=positive_int,
+                       help="Parquet files per output (default: one per input file)")
+        p.add_argument("--max-files", type=positive_int, help="read at most this many input files")
+        add_output_arguments(p)
         cls.add_arguments(p)
         p.set_defaults(func=_run)

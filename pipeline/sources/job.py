@@ -9,7 +9,9 @@ from typing import Iterator
 
 import apache_beam as beam
 
+from pipeline.inputs import spec_items
 from pipeline.runtime import output
+from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
 from pipeline.runtime.counters import doc_bytes, inc, timed, timed_iter
 from pipeline.runtime.funnel import counters_of, format_funnel, stage_funnel
 from pipeline.runtime.output import doc_key
@@ -20,6 +22,7 @@ from pipeline.sources.base import Source
 
 DEAD, REJECTED = "dead", "rejected"
 OUTPUTS = ["docs", "rejects", "dead_letters"]
+STATS = "stats.json"
 MAX_DEFAULT_SHARDS = 64   # one Parquet file per input file, up to this many (a directory of repositories has thousands)
 log = logging.getLogger(__name__)
 
@@ -107,8 +110,7 @@ def _count_kept(kv):
     return kv[0], doc.to_row()
 
 
-def build(p: beam.Pipeline, source: Source, files: list[str], out: str, n_shards: int) -> None:
-    staging = output.join(out, output.STAGING)
+def build(p: beam.Pipeline, source: Source, files: list[str], staging: str, n_shards: int) -> None:
     read = (p | "Files" >> beam.Create(list(enumerate(files)))
             | "Spread files" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(ReadSource(source, len(files))).with_outputs(DEAD, REJECTED, main="docs"))
@@ -127,23 +129,26 @@ def build(p: beam.Pipeline, source: Source, files: list[str], out: str, n_shards
 
 
 def run(source: Source, input_spec: str, out: str, beam_args: list[str] | None = None,
-        output_shards: int | None = None, max_files: int | None = None) -> dict:
+        output_shards: int | None = None, max_files: int | None = None, overwrite: bool = False,
+        max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS) -> dict:
     """Run the source's job to completion, publish its outputs, write stats.json, print the funnel."""
     if output_shards is not None and output_shards < 1:
         raise ValueError("--output-shards must be >= 1")
     files = source.files(input_spec, max_files)
+    claim = claim_output(out, f"pipeline {source.name}", OUTPUTS + [STATS], [*files, *spec_items(input_spec)],
+                         overwrite, max_lease_age)
     log.info("%s job: %d input files -> %s", source.name, len(files), out)
     opts = pipeline_options(beam_args or [])
-    output.clear_staging(out)
-    t0 = time.time()
-    p = make_pipeline(opts)
-    build(p, source, files, out, output_shards or min(MAX_DEFAULT_SHARDS, max(1, len(files))))
-    result = p.run()
-    result.wait_until_finish()
-    wall = time.time() - t0
-    output.publish(out, OUTPUTS)
-    funnel = stage_funnel(counters_of(result), list(source.stages), wall, local_cores(opts))
-    stats = {"job": source.name, "input_files": len(files), "config": source.config(), **funnel}
-    output.write_atomically(output.join(out, "stats.json"), json.dumps(stats, indent=2, default=str).encode())
+    with claim as claimed:
+        t0 = time.time()
+        p = make_pipeline(opts)
+        build(p, source, files, claimed.stage(), output_shards or min(MAX_DEFAULT_SHARDS, max(1, len(files))))
+        result = p.run()
+        result.wait_until_finish()
+        wall = time.time() - t0
+        claimed.publish(OUTPUTS)
+        funnel = stage_funnel(counters_of(result), list(source.stages), wall, local_cores(opts))
+        stats = {"job": source.name, "input_files": len(files), "config": source.config(), **funnel}
+        claimed.write(STATS, json.dumps(stats, indent=2, default=str).encode())
     print(f"{source.name}:\n{format_funnel(funnel)}", flush=True)
     return stats
