@@ -69,6 +69,13 @@ def test_an_output_that_overlaps_an_input_is_refused_before_anything_is_read(tmp
     assert tree(tmp_path) == before
 
 
+def test_an_output_the_input_glob_would_match_is_refused(tmp_path, crawl, capsys):
+    (tmp_path / "a.warc.wet.gz").write_bytes((crawl / "a.warc.wet.gz").read_bytes())
+    assert cc(f"{tmp_path}/*", tmp_path / "out") == 2
+    assert "matches the input" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_tokenizer_refuses_the_manifests_data_root_as_its_output(tmp_path, capsys):
     root = tmp_path / "data"
     (root / "a").mkdir(parents=True)
@@ -83,12 +90,14 @@ def test_the_tokenizer_refuses_the_manifests_data_root_as_its_output(tmp_path, c
 
 def test_a_rerun_never_reads_its_own_outputs(tmp_path, crawl, capsys):
     (tmp_path / "a.warc.wet.gz").write_bytes((crawl / "a.warc.wet.gz").read_bytes())
-    assert cc(f"{tmp_path}/*", tmp_path / "out") == 0
+    assert cc(tmp_path / "a.warc.wet.gz", tmp_path / "out") == 0
     capsys.readouterr()
     before = tree(tmp_path)
-    # the glob now matches the first run's output directory too
-    assert cc(f"{tmp_path}/*", tmp_path / "out") == 2
-    assert "is the input" in capsys.readouterr().err
+    # a listing of the directory now names the first run's output (its stats.json) as an input
+    (tmp_path / "in.paths").write_text("a.warc.wet.gz\nout/stats.json\n")
+    before = tree(tmp_path)
+    assert cc(tmp_path / "in.paths", tmp_path / "out", "--paths-prefix", str(tmp_path)) == 2
+    assert "contains the input" in capsys.readouterr().err
     assert tree(tmp_path) == before
 
 

@@ -178,6 +178,14 @@ def _canonical(path: str) -> str:
     return os.path.realpath(os.path.abspath(os.path.expanduser(path)))
 
 
+def _canonical_pattern(pattern: str) -> str:
+    """A glob as `_canonical` would resolve the paths it matches (links resolved in its fixed part)."""
+    if _remote(pattern):
+        return pattern.rstrip("/")
+    head, tail = os.path.split(os.path.abspath(os.path.expanduser(pattern)))
+    return os.path.join(_canonical(head), tail) if not any(c in head for c in "*?[") else os.path.join(head, tail)
+
+
 def _inside(child: str, parent: str) -> bool:
     sep = "/" if _remote(parent) else os.sep
     return child.startswith(parent.rstrip(sep) + sep)
@@ -187,7 +195,12 @@ def check_no_overlap(output: str, inputs: Iterable[str], what: str = "--output")
     """Refuse an output that equals, contains or lies inside any of `inputs` (files or directories)."""
     out = _canonical(output)
     for item in inputs:
-        if not item or any(c in item for c in "*?[") or (_remote(item) != _remote(output)):
+        if not item or _remote(item) != _remote(output):
+            continue
+        if any(c in item for c in "*?["):
+            if fnmatch.fnmatchcase(out, _canonical_pattern(item)):
+                raise OutputError(f"{what} {output} matches the input {item}: the next run would read this "
+                                  "run's output; choose an output the input does not name")
             continue
         inp = _canonical(item)
         if out == inp:
