@@ -9,6 +9,7 @@ import sys
 
 from pipeline.argtypes import (float_in, fraction, int_at_least, non_negative_int, open_fraction, percentile_pair,
                                 positive_float, positive_int, seed)
+from pipeline.runtime.config_files import add_config_file_option, run_command
 from smallgiant import __version__
 
 
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--overwrite", action="store_true",
                       help="use a directory that holds files the demo did not write (they are left alone)")
     demo.set_defaults(func=_demo)
+    add_config_file_option(parser)
     return parser
 
 
@@ -251,16 +253,20 @@ def job_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, lef
     return leftovers
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, leftovers = parser.parse_known_args(argv)
+def _run_job(parser: argparse.ArgumentParser, args: argparse.Namespace, leftovers: list[str]) -> int:
     beam_args = job_arguments(parser, args, leftovers)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("apache_beam", "absl"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    return args.func(args, beam_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return args.func(args, beam_args)
+        return run_command(parser, argv, lambda args, leftovers: _run_job(parser, args, leftovers))
     except (ValueError, FileNotFoundError) as exc:
         print(f"smallgiant: error: {exc}", file=sys.stderr)
         return 2

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from pipeline import strict_yaml
 from pipeline.inputs import InputError, expand_inputs, join
+from pipeline.strict_yaml import StrictLoader
 
 DEFAULT_SHARD_TOKENS = 2 ** 27
 SHARE_TOLERANCE = 1e-6
@@ -95,13 +96,7 @@ def load_manifest(path: str, root: str | None = None, check_paths: bool = False)
     With `check_paths`, every path of every source must match at least one file."""
     if not os.path.isfile(path):
         raise ManifestError(f"{path}: no such manifest file")
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = yaml.load(f, Loader=_UniqueKeyLoader)
-        except (_DuplicateKey, _AliasRefused) as exc:
-            raise ManifestError(f"{path}: {exc}") from None
-        except yaml.YAMLError as exc:
-            raise ManifestError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path)
     check = _Checker(path)
     if not isinstance(data, dict):
         check.fail("", f"must be a mapping of keys to values, not {_kind(data)}")
@@ -123,43 +118,26 @@ def load_manifest(path: str, root: str | None = None, check_paths: bool = False)
     return manifest
 
 
-class _DuplicateKey(yaml.YAMLError):
-    pass
-
-
-class _AliasRefused(yaml.YAMLError):
-    pass
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, except that a key written twice in one mapping is an error (plain YAML keeps
-    the last one silently, which would drop a source or a setting without a word), and that an anchor or
-    an alias is an error the moment the parser reports it, before any node is built."""
-
-    def compose_node(self, parent, index):
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
-            sign = "*" if kind == "alias" else "&"
-            raise _AliasRefused(f"line {event.start_mark.line + 1}: YAML {kind} {sign}{event.anchor[:40]}: "
-                                "anchors and aliases are not allowed in a manifest; write each value out")
-        return super().compose_node(parent, index)
+class _ManifestLoader(StrictLoader):
+    """A key twice under `sources` is a duplicate source name."""
 
     def construct_mapping(self, node, deep=False):
-        sources_nodes = self.__dict__.setdefault("_sources_nodes", set())
-        seen: set = set()
         for key_node, value_node in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if not isinstance(key, Hashable):
-                continue  # the base loader reports it
-            if key in seen:
-                where = f"sources.{key}: duplicate source name" if id(node) in sources_nodes \
-                    else f"{key}: duplicate key"
-                raise _DuplicateKey(f"{where} (line {key_node.start_mark.line + 1})")
-            seen.add(key)
-            if key == "sources":
-                sources_nodes.add(id(value_node))
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == "sources":
+                self.__dict__.setdefault("_sources_nodes", set()).add(id(value_node))
         return super().construct_mapping(node, deep)
+
+    def duplicate_message(self, node, key) -> str:
+        if id(node) in self.__dict__.get("_sources_nodes", set()):
+            return f"sources.{key}: duplicate source name"
+        return super().duplicate_message(node, key)
+
+
+def read_yaml(path: str) -> Any:
+    try:
+        return strict_yaml.read_yaml(path, _ManifestLoader)
+    except strict_yaml.StrictYamlError as exc:
+        raise ManifestError(str(exc)) from None
 
 
 def _sources(check: "_Checker", raw: Any) -> tuple[SourceSpec, ...]:

@@ -6,17 +6,19 @@ import argparse
 import logging
 import sys
 
+from pipeline.runtime.config_files import add_config_file_option, run_command
 from train.cli import add_parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m")  # the subcommand makes it "python -m train"
     add_parser(parser.add_subparsers(dest="job", required=True))
-    args, extra = parser.parse_known_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    add_config_file_option(parser)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:
-        return args.func(args, extra)
+        return run_command(parser, ["train", *(sys.argv[1:] if argv is None else argv)],
+                           lambda args, extra: args.func(args, extra))
     except (ValueError, FileNotFoundError) as exc:
         print(f"smallgiant train: error: {exc}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 """The run directory: config.json (the resolved configuration), run.json (the dataset the run reads and
-its tokenizer), and the rules for starting or resuming a run in it.
+its tokenizer; for a run imported from Hugging Face, also where it came from), and the rules for starting
+or resuming a run in it.
 
 A new run refuses a directory that already holds checkpoints, and any non-empty directory that is not a
 run directory; a resumed run must keep the fields that fix what its checkpoints mean (model shape,
@@ -13,10 +14,14 @@ import json
 import os
 from typing import Iterator
 
-from pipeline.runtime.guard import LEASE, acquire_lease, check_no_overlap, release_lease
+from pipeline.runtime.guard import (LEASE, SETTINGS_FILE, acquire_lease, check_no_overlap, release_lease,
+                                    settings_for, write_atomically)
 from tokenizer.shard_format import TokenDataset
 from train.checkpoint import latest_checkpoint, list_checkpoints, write_json_atomic
 from train.config import FROZEN_ON_RESUME, TrainConfig
+
+
+IMPORTED = "imported_from"      # run.json: the Hugging Face checkpoint a run was imported from
 
 
 def load_run_config(run_dir: str) -> TrainConfig:
@@ -61,15 +66,30 @@ def prepare_run_dir(cfg: TrainConfig, output: str, dataset: TokenDataset, resume
                          "or choose another --output")
     if is_main:
         os.makedirs(output, exist_ok=True)
+        kept = _kept_on_resume(output) if resume else {}
         write_json_atomic(os.path.join(output, "config.json"), cfg.to_dict())
         write_json_atomic(os.path.join(output, "run.json"), {
             "data": os.path.abspath(dataset.directory), "num_tokens": dataset.num_tokens,
             "vocab_size": dataset.vocab_size, "eos_id": dataset.eos_id, "bos_id": dataset.bos_id,
-            "tokenizer": dataset.manifest.get("tokenizer", {})})
+            "tokenizer": dataset.manifest.get("tokenizer", {}), **kept})
     return found[1] if resume else None
 
 
-RUN_FILES = {"config.json", "run.json", "checkpoints", "metrics.jsonl", "summary.json", "tensorboard", LEASE}
+def _kept_on_resume(output: str) -> dict:
+    """What run.json keeps when the run resumes: where an imported run came from."""
+    if not os.path.exists(os.path.join(output, "run.json")):
+        return {}
+    info = load_run_info(output)
+    return {IMPORTED: info[IMPORTED]} if IMPORTED in info else {}
+
+
+def record_import(output: str, source: dict) -> None:
+    """Note in run.json where an imported run's weights and tokenizer came from (kept across resumes)."""
+    write_json_atomic(os.path.join(output, "run.json"), {**load_run_info(output), IMPORTED: source})
+
+
+RUN_FILES = {"config.json", "run.json", "checkpoints", "metrics.jsonl", "summary.json", "tensorboard", LEASE,
+             SETTINGS_FILE}
 
 
 @contextlib.contextmanager
@@ -89,6 +109,9 @@ def hold_run_dir(output: str, data: str, is_first_process: bool) -> Iterator[Non
     os.makedirs(output, exist_ok=True)
     lease = acquire_lease(output, "train")
     try:
+        settings = settings_for(output)
+        if settings is not None:   # the command line's resolved settings: `--config-file RUN/config.yaml`
+            write_atomically(os.path.join(output, SETTINGS_FILE), settings)
         yield
     finally:
         release_lease(lease)

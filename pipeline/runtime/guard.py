@@ -14,12 +14,16 @@ Every job that writes a directory claims it first (`claim_output`), and the clai
   is refused unless `overwrite` is given, and even then only the job's own names are replaced.
 - Outputs appear whole: files are staged under `_staging/` inside the output and moved into place when
   the job succeeded; single files are written under a temporary name and renamed.
+- The output named on the command line also receives `config.yaml`, the job's resolved settings, when the
+  job succeeded (`job_settings`, set by the command line; `smallgiant.config_files`).
 
 Filesystems other than local disk and GCS have no create-if-absent operation in Beam; there the lease is
 written after an existence check and read back, which narrows but does not close the race.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import datetime
 import fnmatch
@@ -36,6 +40,7 @@ from typing import Iterable
 MARKER = ".smallgiant-output.json"
 LEASE = ".smallgiant-lease.json"
 STAGING = "_staging"
+SETTINGS_FILE = "config.yaml"
 DEFAULT_MAX_LEASE_AGE_HOURS = 72.0
 log = logging.getLogger(__name__)
 
@@ -280,6 +285,26 @@ def release_lease(lease: Lease) -> None:
         delete_files([lease.path])
 
 
+# --- the settings a command line ran with ---------------------------------------------------------
+
+_SETTINGS: contextvars.ContextVar[tuple[str, bytes] | None] = contextvars.ContextVar("settings", default=None)
+
+
+@contextlib.contextmanager
+def job_settings(output: str, data: bytes):
+    """While the block runs, the claim of `output` writes `data` as its config.yaml when it succeeds."""
+    token = _SETTINGS.set((_canonical(output), data))
+    try:
+        yield
+    finally:
+        _SETTINGS.reset(token)
+
+
+def settings_for(output: str) -> bytes | None:
+    held = _SETTINGS.get()
+    return held[1] if held is not None and held[0] == _canonical(output) else None
+
+
 # --- the claim ------------------------------------------------------------------------------------
 
 def _top(rel: str) -> str:
@@ -295,7 +320,8 @@ class OutputClaim:
                  max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS):
         self.output = output.rstrip("/") if _remote(output) else output
         self.job, self.overwrite, self.max_lease_age = job, overwrite, max_lease_age
-        self.owned = set(owned) | {STAGING}
+        self.settings = settings_for(output)
+        self.owned = set(owned) | {STAGING} | ({SETTINGS_FILE} if self.settings is not None else set())
         self.files: set[str] = set()
         self.lease: Lease | None = None
 
@@ -318,6 +344,8 @@ class OutputClaim:
 
     def __exit__(self, *exc) -> None:
         failed_first_run = exc[0] is not None and not self.marked and not self.files
+        if exc[0] is None and self.settings is not None:
+            self.write(SETTINGS_FILE, self.settings)
         try:
             self.clear_staging()
             if failed_first_run:
