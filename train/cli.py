@@ -2,10 +2,12 @@
 
     smallgiant train --config NAME --data DATASET --output RUN_DIR [--resume] [--dry-run] [overrides]
     smallgiant train export-hf RUN_DIR --output HF_DIR [--dtype bfloat16] [--step N]
+    smallgiant train import-hf HF_DIR --output RUN_DIR --data DATASET [--config NAME] [overrides]
 
 Overrides set any config field, as `--lr 1e-3`, `--lr=1e-3` or `lr=1e-3`. With --resume the run's saved
 config.json is the base (and its dataset the default --data); overrides still apply, except to the
-fields that fix what the checkpoint means.
+fields that fix what the checkpoint means. import-hf takes the model's shape from the Hugging Face
+config.json and the training fields from --config (or the defaults) and the overrides.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from pipeline.argtypes import non_negative_int, positive_int
 from train.config import PRESETS, TrainConfig, apply_overrides, parse_override_words, preset
 
 USAGE = ("%(prog)s --config NAME --data DATASET --output RUN_DIR [--resume] [--dry-run] [--FIELD VALUE | FIELD=VALUE ...]\n"
-         "       %(prog)s export-hf RUN_DIR --output HF_DIR [--dtype DTYPE] [--step N]")
+         "       %(prog)s export-hf RUN_DIR --output HF_DIR [--dtype DTYPE] [--step N]\n"
+         "       %(prog)s import-hf HF_DIR --output RUN_DIR --data DATASET [--config NAME] [--FIELD VALUE ...]")
 
 
 def add_parser(jobs) -> None:
@@ -30,7 +33,7 @@ def add_parser(jobs) -> None:
                "--field=value or field=value.")
     p.add_argument("--config", help="preset name (" + ", ".join(PRESETS) + ")")
     p.add_argument("--data", help="token dataset directory (holding dataset.json)")
-    p.add_argument("--output", help="run directory (train) or Hugging Face directory (export-hf)")
+    p.add_argument("--output", help="run directory (train, import-hf) or Hugging Face directory (export-hf)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config and parameter count (meta device, nothing allocated) and exit")
@@ -74,9 +77,15 @@ def _extra_overrides(extra: list[str]) -> dict[str, str]:
     return out
 
 
-def build_config(args: argparse.Namespace, extra: list[str]) -> TrainConfig:
+def _overrides(args: argparse.Namespace, extra: list[str]) -> dict[str, str]:
+    """The config fields set on the command line: as options argparse knows, then the leftovers."""
     overrides = {name[4:]: v for name, v in vars(args).items() if name.startswith("cfg_") and v is not None}
     overrides.update(_extra_overrides(extra))
+    return overrides
+
+
+def build_config(args: argparse.Namespace, extra: list[str]) -> TrainConfig:
+    overrides = _overrides(args, extra)
     saved_path = os.path.join(args.output, "config.json") if args.output else ""
     if args.resume and os.path.exists(saved_path):
         from train.run_dir import load_run_config
@@ -95,6 +104,8 @@ def build_config(args: argparse.Namespace, extra: list[str]) -> TrainConfig:
 def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     if extra and extra[0] == "export-hf":
         return _export(args, extra[1:])
+    if extra and extra[0] == "import-hf":
+        return _import(args, extra[1:])
     if args.list_configs:
         print(list_configs())
         return 0
@@ -124,6 +135,25 @@ def _export(args: argparse.Namespace, words: list[str]) -> int:
     report = export_hf(words[0], args.output, dtype=args.dtype, step=args.step, overwrite=args.overwrite)
     print(f"exported {report['checkpoint']} to {report['output']}: {report['bytes'] / 2**20:,.1f} MiB of "
           f"{report['dtype']} weights; {report['tokenizer']}")
+    return 0
+
+
+def _import(args: argparse.Namespace, words: list[str]) -> int:
+    if not words or words[0].startswith("-"):
+        raise ValueError("usage: smallgiant train import-hf HF_DIR --output RUN_DIR --data DATASET [--config NAME] "
+                         "[overrides]")
+    if not args.output or not args.data:
+        raise ValueError("import-hf needs --output RUN_DIR and --data DATASET (the step-0 checkpoint holds the "
+                         "data cursor of the dataset the run continues on)")
+    overrides = _overrides(args, words[1:])
+    base = preset(args.config) if args.config else TrainConfig(name="imported")
+    from train.import_hf import import_hf
+    report = import_hf(words[0], args.output, args.data, base, overrides)
+    tok = report["tokenizer"]
+    spm = f"; SentencePiece model at {tok['sentencepiece_model']}" if tok["sentencepiece_model"] else ""
+    print(f"imported {words[0]} ({report['parameters']:,} parameters) as {report['checkpoint']}; tokenizer files "
+          f"copied: {', '.join(tok['files']) or 'none'}{spm}. Continue with: smallgiant train --resume "
+          f"--output {args.output} --data {args.data}")
     return 0
 
 

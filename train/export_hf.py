@@ -1,10 +1,11 @@
 """Export a run's checkpoint as a Hugging Face LlamaForCausalLM directory: config.json, safetensors
 weights (sharded past `max_shard_bytes`, with an index) and the run's tokenizer when it has a Hugging
-Face tokenizer directory.
+Face tokenizer directory (an imported run's own copy, else the hf/ beside the dataset's tokenizer).
 
 Weights are renamed (w1 -> gate_proj, w3 -> up_proj, w2 -> down_proj, wq -> q_proj, ...) and the rows
 of wq and wk are permuted per head from the adjacent-pair rotary layout (channels 2i, 2i+1 rotate
-together) to Hugging Face's half-split layout (channels i, i + head_dim/2). The checkpoint is read one
+together) to Hugging Face's half-split layout (channels i, i + head_dim/2); train/import_hf.py maps
+back with the same names and the inverse permutation. The checkpoint is read one
 layer at a time through DCP, so memory stays near one output shard whatever the model's size; the
 directory appears under its name only when complete.
 """
@@ -22,7 +23,7 @@ from pipeline.runtime.guard import claim_output
 from train.checkpoint import latest_checkpoint, list_checkpoints, read_weights
 from train.config import TrainConfig
 from train.model import Transformer
-from train.run_dir import load_run_config, load_run_info
+from train.run_dir import IMPORTED, load_run_config, load_run_info
 
 log = logging.getLogger("smallgiant.train")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -43,10 +44,21 @@ def hf_name(name: str) -> str:
     return f"model.layers.{layer}.{RENAME[module]}.{param}"
 
 
+def is_rotary_projection(name: str) -> bool:
+    """Whether rows of this parameter of ours are rotated in pairs (and so permuted between layouts)."""
+    return name.endswith(("attention.wq.weight", "attention.wk.weight"))
+
+
 def to_half_split_rotary(w: torch.Tensor, n_heads: int) -> torch.Tensor:
     """Rows of each head reordered from (0, 1), (2, 3), ... pairs to (0, D/2), (1, D/2 + 1), ... pairs."""
     out_dim, in_dim = w.shape
     return w.view(n_heads, out_dim // n_heads // 2, 2, in_dim).transpose(1, 2).reshape(out_dim, in_dim)
+
+
+def from_half_split_rotary(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """The inverse of `to_half_split_rotary`: Hugging Face's half-split rows back to adjacent pairs."""
+    out_dim, in_dim = w.shape
+    return w.view(n_heads, 2, out_dim // n_heads // 2, in_dim).transpose(1, 2).reshape(out_dim, in_dim)
 
 
 def hf_config(cfg: TrainConfig, dtype: str, bos_id: int, eos_id: int) -> dict:
@@ -76,7 +88,7 @@ def _converted_tensors(cfg: TrainConfig, checkpoint: str, dtype: torch.dtype) ->
         state = read_weights(checkpoint, dict(group))
         for name, _ in group:
             w = state[name]
-            if name.endswith(("attention.wq.weight", "attention.wk.weight")):
+            if is_rotary_projection(name):
                 w = to_half_split_rotary(w, cfg.n_heads)
             yield hf_name(name), w.to(dtype).contiguous()
 
@@ -113,11 +125,18 @@ def _write_shards(tensors: Iterator[tuple[str, torch.Tensor]], directory: str, m
     return total
 
 
-def _copy_tokenizer(run: dict, directory: str) -> str:
+def _tokenizer_dir(run_dir: str, run: dict) -> str | None:
+    """An imported run's own tokenizer files (train/import_hf.py), else those of the dataset's tokenizer."""
+    if IMPORTED in run:
+        return os.path.join(run_dir, run[IMPORTED]["tokenizer"]["dir"])
     tok_dir = (run.get("tokenizer") or {}).get("path")
-    if not tok_dir:
+    return os.path.join(tok_dir, "hf") if tok_dir else None
+
+
+def _copy_tokenizer(run_dir: str, run: dict, directory: str) -> str:
+    hf_dir = _tokenizer_dir(run_dir, run)
+    if not hf_dir:
         return "the run's dataset does not record its tokenizer: no tokenizer files exported"
-    hf_dir = os.path.join(tok_dir, "hf")
     if not os.path.isdir(hf_dir):
         return f"no Hugging Face tokenizer directory at {hf_dir}: no tokenizer files exported"
     for name in sorted(os.listdir(hf_dir)):
@@ -150,6 +169,6 @@ def export_hf(run_dir: str, output: str, dtype: str = "bfloat16", step: int | No
             json.dump(hf_config(cfg, dtype, run["bos_id"], run["eos_id"]), f, indent=2, sort_keys=True)
         with open(os.path.join(tmp, "generation_config.json"), "w") as f:
             json.dump({"bos_token_id": run["bos_id"], "eos_token_id": run["eos_id"]}, f, indent=2)
-        tokenizer_note = _copy_tokenizer(run, tmp)
+        tokenizer_note = _copy_tokenizer(run_dir, run, tmp)
         out.publish(["*"])
     return {"checkpoint": found, "output": output, "bytes": total, "dtype": dtype, "tokenizer": tokenizer_note}
