@@ -1,5 +1,5 @@
-"""The `smallgiant tokenizer` command: `train` (the SentencePiece tokenizer on a manifest's mixture).
-`add_parser` returns the steps' subparsers so that further steps (the shard builder) attach to them."""
+"""The `smallgiant tokenizer` command: `train` (the SentencePiece tokenizer on a manifest's mixture) and
+`export` (a token dataset in Megatron-LM's, nanotron's or nanoGPT's format). `add_parser` returns the steps' subparsers so that further steps (the shard builder) attach to them."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,36 @@ def _train(args: argparse.Namespace, extra_args: list[str]) -> int:
                              threads=args.threads, overwrite=args.overwrite, max_lease_age=args.max_lease_age)
     print(summary(report, args.output))
     return 0
+
+
+def _export(args: argparse.Namespace, extra_args: list[str]) -> int:
+    from tokenizer.export import run_export
+    options = {k: getattr(args, k) for k in ("val_share", "val_tokens") if getattr(args, k) is not None}
+    if options and args.format != "nanogpt":
+        raise ValueError(f"--val-share and --val-tokens split nanoGPT's train.bin/val.bin; {args.format} has no split")
+    run_export(args.data, args.format, args.output, options, args.overwrite, args.max_lease_age)
+    return 0
+
+
+def _add_export(steps) -> None:
+    from pipeline.runtime.guard import add_output_arguments
+    e = steps.add_parser("export", help="a token dataset in Megatron-LM's, nanotron's or nanoGPT's format",
+                         description="Stream a token dataset (dataset.json and its shards) into another trainer's "
+                                     "format: megatron (tokens.bin + tokens.idx, Megatron-LM's indexed dataset), "
+                                     "nanotron (datatrove's tokens.ds, .ds.index, .ds.metadata) or nanogpt "
+                                     "(train.bin, val.bin, meta.json). uint16 tokens, or uint32 (int32 for "
+                                     "Megatron) when the vocabulary has over 65,536 pieces.")
+    e.add_argument("--data", required=True, help="the token dataset directory (holding dataset.json)")
+    e.add_argument("--format", required=True, choices=["megatron", "nanotron", "nanogpt"])
+    e.add_argument("--output", required=True, help="output directory; an earlier export there is replaced")
+    add_output_arguments(e)
+    split = e.add_mutually_exclusive_group()
+    split.add_argument("--val-share", type=float_in(0, 1, high_open=True),
+                       help="nanogpt: hold out at least this share of the tokens in val.bin, as whole documents "
+                            "from the end (default 0.0005)")
+    split.add_argument("--val-tokens", type=non_negative_int,
+                       help="nanogpt: hold out at least this many tokens in val.bin, as whole documents from the end")
+    e.set_defaults(func=_export, beam=False)
 
 
 def summary(report: dict, output: str) -> str:
@@ -72,4 +102,5 @@ def add_parser(jobs) -> argparse._SubParsersAction:
     t.add_argument("--threads", type=positive_int, help="SentencePiece threads (default: every core; part of what "
                                                "makes the model byte-identical)")
     t.set_defaults(func=_train, beam=False)
+    _add_export(steps)
     return steps

@@ -16,6 +16,7 @@ from typing import Any
 
 from tokenizer import mixture
 from tokenizer.manifest import DEFAULT_SHARD_TOKENS, Manifest
+from tokenizer.shard_format import token_dtype
 
 LLAMA_TOTAL = 1_400_000_000_000
 # share of bare SentencePiece speed the shard job keeps (benchmarks/shards.py; see benchmarks/RESULTS.md)
@@ -70,7 +71,7 @@ def measure_source(sp, paths: list[str], n_docs: int) -> dict[str, Any]:
 
 
 def projection(manifest: Manifest, measured: dict[str, dict], total: int, shard_tokens: int,
-               prices: Prices) -> dict[str, Any]:
+               prices: Prices, token_bytes: int = 2) -> dict[str, Any]:
     """The cost of building `total` tokens in the manifest's shares and target epochs."""
     rows, unique_tokens, text_bytes, docs = {}, 0.0, 0.0, 0.0
     for s in manifest.sources:
@@ -87,13 +88,13 @@ def projection(manifest: Manifest, measured: dict[str, dict], total: int, shard_
     speeds = [m["encode_tokens_per_second"] for m in measured.values() if m["encode_tokens_per_second"]]
     speed = (sum(speeds) / len(speeds)) * JOB_EFFICIENCY if speeds else 0.0
     core_hours = unique_tokens / speed / 3600 if speed else float("nan")
-    shuffle_gb = (text_bytes + 4 * total) / 1e9      # documents once, tokens through two shuffles
+    shuffle_gb = (text_bytes + 2 * token_bytes * total) / 1e9      # documents once, tokens through two shuffles
     cost = {"vcpu": core_hours * prices.vcpu_hour, "memory": core_hours * prices.gb_per_vcpu * prices.gb_hour,
             "shuffle": shuffle_gb * prices.shuffle_gb}
     cost["total"] = sum(cost.values())
     return {"total_tokens": total, "sources": rows, "unique_tokens": int(unique_tokens),
             "text_bytes": int(text_bytes), "shards": math.ceil(total / shard_tokens),
-            "output_bytes": int(2 * total + INDEX_BYTES_PER_DOC * docs),
+            "output_bytes": int(token_bytes * total + INDEX_BYTES_PER_DOC * docs),
             "job_tokens_per_second_per_core": round(speed, 1), "core_hours": round(core_hours, 1),
             "shuffle_gb": round(shuffle_gb, 1), "dataflow_usd": {k: round(v, 2) for k, v in cost.items()},
             "prices": dataclasses.asdict(prices)}
@@ -103,6 +104,7 @@ def make_plan(manifest: Manifest, tokenizer_dir: str, sample_docs: int = 200, to
               shard_tokens: int | None = None, prices: Prices | None = None) -> dict[str, Any]:
     from tokenizer.shards import load_tokenizer
     sp, _ = load_tokenizer(tokenizer_dir)
+    token_bytes = token_dtype(sp.get_piece_size()).itemsize
     measured = {s.name: measure_source(sp, manifest.files(s.name), sample_docs) for s in manifest.sources}
     available = {name: int(m["text_bytes"] / m["bytes_per_token"]) if m["bytes_per_token"] else 0
                  for name, m in measured.items()}
@@ -116,10 +118,10 @@ def make_plan(manifest: Manifest, tokenizer_dir: str, sample_docs: int = 200, to
                      "epochs": s.share * total / available[s.name] if available[s.name] else None}
             for s in manifest.sources}
     return {"manifest": manifest.name, "total_tokens": total, "shards": math.ceil(total / shard_tokens),
-            "output_bytes": 2 * total, "sources": this,
-            "build": projection(manifest, measured, total, shard_tokens, prices or Prices()),
+            "output_bytes": token_bytes * total, "sources": this,
+            "build": projection(manifest, measured, total, shard_tokens, prices or Prices(), token_bytes),
             "full_build": projection(manifest, measured, manifest.total_tokens or LLAMA_TOTAL, full_shard_tokens,
-                                     prices or Prices())}
+                                     prices or Prices(), token_bytes)}
 
 
 def format_plan(plan: dict[str, Any]) -> str:

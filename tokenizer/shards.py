@@ -108,11 +108,11 @@ class ReadTexts(beam.DoFn):
 
 
 class Encode(beam.DoFn):
-    """(source, ids, texts) -> (source, id, uint16 token bytes ending with EOS) per document. SentencePiece's
-    batch call is a third faster than one call per document, even on one thread."""
+    """(source, ids, texts) -> (source, id, token bytes of `dtype` ending with EOS) per document.
+    SentencePiece's batch call is a third faster than one call per document, even on one thread."""
 
-    def __init__(self, model: ModelFile):
-        self.model = model
+    def __init__(self, model: ModelFile, dtype: np.dtype = shard_format.TOKEN_DTYPE):
+        self.model, self.dtype = model, dtype
 
     def setup(self):
         import sentencepiece as spm
@@ -129,7 +129,7 @@ class Encode(beam.DoFn):
             ids.append(self.eos)
             n_tokens += len(ids)
             self.progress.tick()
-            yield source, doc_id, np.asarray(ids, dtype=shard_format.TOKEN_DTYPE).tobytes()
+            yield source, doc_id, np.asarray(ids, dtype=self.dtype).tobytes()
         inc(f"tokenize.{source}.documents", len(texts))
         inc(f"tokenize.{source}.tokens", n_tokens)
         inc(f"tokenize.{source}.bytes", sum(len(t.encode("utf-8", "surrogatepass")) for t in texts))
@@ -180,12 +180,15 @@ def _copies(item, plan: dict, seed: int):
 class CutBucket(beam.DoFn):
     """A sorted bucket of copies -> (shard, (offset in shard, starts a document, source, tokens))."""
 
+    def __init__(self, dtype: np.dtype = shard_format.TOKEN_DTYPE):
+        self.dtype = dtype
+
     def process(self, group, starts: dict, plan: dict):
         bucket, copies = group
         offset = starts[bucket]
         size = plan["shard_tokens"]
         for _, source, _, _, tokens in sorted(copies, key=lambda c: c[:4]):
-            toks = np.frombuffer(tokens, dtype=shard_format.TOKEN_DTYPE)
+            toks = np.frombuffer(tokens, dtype=self.dtype)
             pos = 0
             while pos < len(toks):
                 shard, local = divmod(offset, size)
@@ -195,19 +198,19 @@ class CutBucket(beam.DoFn):
 
 
 class WriteShard(beam.DoFn):
-    def __init__(self, directory: str, tokenizer_sha256: str):
-        self.directory, self.tokenizer_sha256 = directory, tokenizer_sha256
+    def __init__(self, directory: str, tokenizer_sha256: str, dtype: np.dtype = shard_format.TOKEN_DTYPE):
+        self.directory, self.tokenizer_sha256, self.dtype = directory, tokenizer_sha256, dtype
 
     def process(self, group):
         from apache_beam.io.filesystems import FileSystems
         shard, pieces = group
         with timed("write"):
             pieces = sorted(pieces)
-            tokens = np.frombuffer(b"".join(p[3] for p in pieces), dtype=shard_format.TOKEN_DTYPE)
+            tokens = np.frombuffer(b"".join(p[3] for p in pieces), dtype=self.dtype)
             starts = np.array([p[0] for p in pieces if p[1]], dtype=shard_format.INDEX_DTYPE)
             sources: dict[str, int] = {}
             for _, _, source, data in pieces:
-                sources[source] = sources.get(source, 0) + len(data) // 2
+                sources[source] = sources.get(source, 0) + len(data) // self.dtype.itemsize
             meta = shard_format.write_shard(self.directory, shard, tokens, starts, sources,
                                             self.tokenizer_sha256, open_write=FileSystems.create)
         inc("write.shards")
@@ -227,30 +230,32 @@ def _plain(obj):
 
 
 def build(p: beam.Pipeline, cfg: ShardConfig, files: list[tuple[str, str]], model: ModelFile,
-          tokenizer_sha256: str, staging: str) -> None:
+          tokenizer_sha256: str, staging: str, dtype: np.dtype = shard_format.TOKEN_DTYPE) -> None:
+    """The graph above; `dtype` is the tokens' (`shard_format.token_dtype` of the vocabulary)."""
     m, seed = cfg.manifest, cfg.the_seed
+    width = dtype.itemsize
     sources = [(s.name, s.share, s.epochs) for s in m.sources]
     shard_tokens = cfg.the_shard_tokens
     bucket_tokens = cfg.bucket_tokens or shard_tokens
     total = cfg.the_total
     docs = (p | "Files" >> beam.Create(files) | "Row groups" >> beam.ParDo(RowGroups())
             | "Spread row groups" >> beam.Reshuffle() | "Read" >> beam.ParDo(ReadTexts())
-            | "Encode" >> beam.ParDo(Encode(model)))
+            | "Encode" >> beam.ParDo(Encode(model, dtype)))
     hists = (docs | "Subsample buckets" >> beam.Map(
-                lambda d: (d[0], (mixture.doc_bucket(seed, d[0], d[1]), len(d[2]) // 2)))
+                lambda d: (d[0], (mixture.doc_bucket(seed, d[0], d[1]), len(d[2]) // width)))
              | "Histograms" >> beam.CombinePerKey(TokenHistogram()))
     plan = (hists | "All histograms" >> beam.combiners.ToDict()
             | "Plan" >> beam.Map(_make_plan, sources, total, shard_tokens, bucket_tokens))
     _ = plan | "Save plan" >> beam.Map(lambda pl: _write_json(output.join(staging, PLAN_FILE), pl))
     copies = docs | "Copies" >> beam.FlatMap(_copies, beam.pvalue.AsSingleton(plan), seed)
-    starts = (copies | "Copy sizes" >> beam.Map(lambda kv: (kv[0], len(kv[1][4]) // 2))
+    starts = (copies | "Copy sizes" >> beam.Map(lambda kv: (kv[0], len(kv[1][4]) // width))
               | "Bucket sizes" >> beam.CombinePerKey(sum) | "Size table" >> beam.combiners.ToDict()
               | "Bucket starts" >> beam.Map(_bucket_starts))
     (copies | "Group buckets" >> beam.GroupByKey()
-     | "Cut at shard boundaries" >> beam.ParDo(CutBucket(), beam.pvalue.AsSingleton(starts),
+     | "Cut at shard boundaries" >> beam.ParDo(CutBucket(dtype), beam.pvalue.AsSingleton(starts),
                                                beam.pvalue.AsSingleton(plan))
      | "Group shards" >> beam.GroupByKey()
-     | "Write shards" >> beam.ParDo(WriteShard(staging, tokenizer_sha256)))
+     | "Write shards" >> beam.ParDo(WriteShard(staging, tokenizer_sha256, dtype)))
 
 
 def _read_json(path: str) -> Any:
@@ -275,14 +280,13 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None, overwrite: bool = 
     claim = claim_output(cfg.output, "tokenizer shards", OWNED, _inputs(cfg, files), overwrite, max_lease_age)
     model_path = tokenizer_model(cfg.tokenizer)
     sp, sha = load_tokenizer(cfg.tokenizer)
-    if sp.get_piece_size() > 65536:
-        raise ValueError(f"vocabulary of {sp.get_piece_size()} does not fit the uint16 shard format")
+    dtype = shard_format.token_dtype(sp.get_piece_size())
     opts = pipeline_options(beam_args or [])
     with claim as out:
         staging = out.stage()
         t0 = time.time()
         p = make_pipeline(opts)
-        build(p, cfg, files, ModelFile(model_path), sha, staging)
+        build(p, cfg, files, ModelFile(model_path), sha, staging, dtype)
         result = p.run()
         result.wait_until_finish()
         plan = _read_json(output.join(staging, PLAN_FILE))

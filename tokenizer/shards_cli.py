@@ -36,9 +36,9 @@ def add_step(steps) -> None:
     s = steps.add_parser(
         "shards", help="token shards in the manifest's mixture (Beam), or --plan its size and cost",
         description="Tokenize every source of the manifest, realise its shares and epochs (repeating or "
-                    "subsampling), shuffle globally with the manifest's seed and write fixed-size uint16 shards "
-                    "with a document index, checksums and dataset.json (tokenizer/shard_format.py). Options this "
-                    "command does not know are Beam pipeline options (e.g. --runner DataflowRunner).")
+                    "subsampling), shuffle globally with the manifest's seed and write fixed-size shards "
+                    "(uint16 tokens, uint32 above 65,536 pieces) with a document index, checksums and "
+                    "dataset.json (tokenizer/shard_format.py). Options this command does not know are Beam pipeline options (e.g. --runner DataflowRunner).")
     s.add_argument("--manifest", required=True)
     s.add_argument("--tokenizer", required=True, help="directory holding tokenizer.model")
     s.add_argument("--output", help="dataset directory (with --plan: where plan.json goes, optional)")
