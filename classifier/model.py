@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
+import logging
 import math
 import os
 import platform
@@ -28,6 +29,8 @@ from dataclasses import asdict, dataclass
 
 import fasttext
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 POSITIVE_LABEL = "__label__ref"
 SPLITS = ("train", "valid", "test")
@@ -283,9 +286,13 @@ def _write_json(path: str, obj) -> None:
 
 
 def _plot_threshold(path: str, curve: list[dict], threshold: float) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """threshold.png, when matplotlib (the `report` extra) is installed; the curve is in report.json anyway."""
+    try:
+        from smallgiant.report.plots import pyplot
+        plt = pyplot()
+    except FileNotFoundError as exc:
+        log.warning("no threshold.png: %s", exc)
+        return
 
     t = [row["threshold"] for row in curve]
     # precision is undefined where nothing is kept: leave a gap rather than draw the 0.0 convention

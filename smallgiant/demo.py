@@ -63,11 +63,13 @@ def demo_manifest(root: str, sources: list[str]):
 
 
 def perplexity_available() -> str | None:
-    """None when KenLM's programs are installed, else why the perplexity stage cannot run."""
+    """None when KenLM's programs and Python module are installed, else why the perplexity stage cannot run."""
+    from pipeline.lm.model import import_kenlm
     from pipeline.lm.train import kenlm_tool
     try:
         kenlm_tool("lmplz")
         kenlm_tool("build_binary")
+        import_kenlm()
     except FileNotFoundError as exc:
         return str(exc)
     return None

@@ -80,10 +80,25 @@ def write_hf_tokenizer(model_file: str, directory: str) -> None:
     shutil.copyfile(model_file, os.path.join(directory, "tokenizer.model"))
 
 
+HF_EXTRA = "pip install 'smallgiant[hf]'"
+
+
+def llama_tokenizer_fast():
+    try:
+        from transformers import LlamaTokenizerFast
+    except ModuleNotFoundError as exc:
+        if exc.name != "transformers":
+            raise
+        raise FileNotFoundError(f"the Hugging Face tokenizer directory is checked with transformers: "
+                                f"`{HF_EXTRA}`") from None
+    return LlamaTokenizerFast
+
+
 def load_hf_tokenizer(directory: str):
-    """The directory as a LlamaTokenizerFast whose pipeline is exactly tokenizer.json's."""
+    """The directory as a LlamaTokenizerFast whose pipeline is exactly tokenizer.json's (FileNotFoundError,
+    a usage error, naming the `hf` extra when transformers is not installed)."""
     from tokenizers import Tokenizer
-    from transformers import LlamaTokenizerFast
+    LlamaTokenizerFast = llama_tokenizer_fast()
 
     with open(os.path.join(directory, "tokenizer_config.json"), encoding="utf-8") as f:
         config = json.load(f)

@@ -74,6 +74,8 @@ def train_tokenizer(manifest: Manifest, output: str, vocab_size: int = 32000,
                     max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS) -> dict:
     """Train the tokenizer into `output` (tokenizer.model, tokenizer.vocab, hf/, report.json); the report.
     Everything is built in the output's staging area and moves into place only when all of it succeeded."""
+    from tokenizer.hf import llama_tokenizer_fast
+    llama_tokenizer_fast()   # the hf/ directory is checked with transformers: refuse now, not after training
     inputs = [manifest.path, *(f for s in manifest.sources for f in manifest.files(s.name))]
     with claim_output(output, "tokenizer train", OUTPUTS, inputs, overwrite, max_lease_age) as out:
         t0 = time.time()

