@@ -22,6 +22,8 @@ import json
 import os
 import shutil
 
+from pipeline.extras import optional_module
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPACE = "▁"
 MAX_LENGTH = 2048
@@ -80,18 +82,8 @@ def write_hf_tokenizer(model_file: str, directory: str) -> None:
     shutil.copyfile(model_file, os.path.join(directory, "tokenizer.model"))
 
 
-HF_EXTRA = "pip install 'smallgiant[hf]'"
-
-
 def llama_tokenizer_fast():
-    try:
-        from transformers import LlamaTokenizerFast
-    except ModuleNotFoundError as exc:
-        if exc.name != "transformers":
-            raise
-        raise FileNotFoundError(f"the Hugging Face tokenizer directory is checked with transformers: "
-                                f"`{HF_EXTRA}`") from None
-    return LlamaTokenizerFast
+    return optional_module("transformers", "hf", "the Hugging Face tokenizer directory").LlamaTokenizerFast
 
 
 def load_hf_tokenizer(directory: str):

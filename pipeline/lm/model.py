@@ -10,6 +10,7 @@ import json
 import os
 import unicodedata
 
+from pipeline.extras import install_line, optional_module
 from pipeline.inputs import join
 
 _PUNCT = {"，": ",", "。": ". ", "、": ",", "„": '"', "”": '"', "“": '"', "«": '"', "»": '"', "１": '"',
@@ -28,19 +29,12 @@ def _table() -> dict[int, str | None]:
 _TABLE = _table()
 MODELS_JOB = "pipeline lm"      # train and cutoffs share the models directory
 CUTOFFS = "cutoffs.json"
-PERPLEXITY_EXTRA = "pip install 'smallgiant[perplexity]'"
+PERPLEXITY_EXTRA = install_line("perplexity")
 
 
 def import_kenlm():
-    """KenLM's Python module, or FileNotFoundError (a usage error, exit 2) naming the extra that installs it."""
-    try:
-        import kenlm
-    except ModuleNotFoundError as exc:
-        if exc.name != "kenlm":
-            raise
-        raise FileNotFoundError(f"KenLM's Python module is not installed: `{PERPLEXITY_EXTRA}` (it builds "
-                                f"from source, with cmake and a C++ compiler)") from None
-    return kenlm
+    """KenLM's Python module (it builds from source, with cmake and a C++ compiler)."""
+    return optional_module("kenlm", "perplexity", "perplexity scoring (KenLM)")
 
 
 def normalize_for_lm(line: str) -> str:

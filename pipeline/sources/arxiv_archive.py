@@ -29,7 +29,7 @@ from typing import BinaryIO, Iterator
 
 from pipeline.schema import DeadLetter
 from pipeline.sources.arxiv_latex import TEX_EXTENSIONS, is_source_name, normalise
-from pipeline.sources.streams import TarDamage, partial, tar_members, tar_stream
+from pipeline.sources.streams import Prefixed, TarDamage, partial, tar_members, tar_stream
 
 MAX_FILE_BYTES = 8_000_000
 MAX_PAPER_BYTES = 32_000_000
@@ -71,25 +71,6 @@ def stem_of(name: str) -> str:
     return base
 
 
-class _Prefixed(io.RawIOBase):
-    """A stream whose first bytes were already read (to sniff its format), put back in front."""
-
-    def __init__(self, head: bytes, rest: BinaryIO):
-        self.head, self.rest = head, rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:
-        if self.head:
-            n = min(len(buf), len(self.head))
-            buf[:n], self.head = self.head[:n], self.head[n:]
-            return n
-        data = self.rest.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-
 def _read_up_to(stream: BinaryIO, n: int) -> bytes:
     parts, got = [], 0
     while got < n:
@@ -115,14 +96,14 @@ def read_papers(path: str, stream: BinaryIO) -> Iterator[PaperSource | DeadLette
     """Every paper of one input file, in file order."""
     head = _read_up_to(stream, 512)
     if head[:2] == b"\x1f\x8b":
-        inner = partial(gzip.GzipFile(fileobj=_Prefixed(head, stream)))
+        inner = partial(gzip.GzipFile(fileobj=Prefixed(head, stream)))
         inner_head = _read_up_to(inner, 512)
         if _is_tar_header(inner_head):
-            yield from _tar(path, _Prefixed(inner_head, inner))
+            yield from _tar(path, Prefixed(inner_head, inner))
         else:
             yield _single_file(stem_of(path), path, 0, inner_head, inner)
     elif _is_tar_header(head):
-        yield from _tar(path, _Prefixed(head, stream))
+        yield from _tar(path, Prefixed(head, stream))
     elif path.lower().endswith(TEX_EXTENSIONS):
         yield _single_file(stem_of(path), path, 0, head, stream, name=posixpath.basename(path))
     else:
@@ -181,7 +162,7 @@ def _entry(path: str, tar: tarfile.TarFile, member: tarfile.TarInfo) -> PaperSou
         inner = gzip.GzipFile(fileobj=data)
         head = _read_up_to(inner, 512)
         if _is_tar_header(head):
-            inner_tar = tar_stream(io.BufferedReader(_Prefixed(head, inner), 1 << 16))
+            inner_tar = tar_stream(io.BufferedReader(Prefixed(head, inner), 1 << 16))
             members = tar_members(inner_tar)
             return _paper_tar(stem, where, member.offset, inner_tar, members, _next_file(members))
         return _single_file(stem, where, member.offset, head, inner)

@@ -5,17 +5,12 @@ import base64
 import io
 import math
 
-REPORT_EXTRA = "pip install 'smallgiant[report]'"
+from pipeline.extras import optional_module
 
 
 def pyplot():
-    """matplotlib.pyplot on the Agg backend, or FileNotFoundError (a usage error, exit 2) naming the extra."""
-    try:
-        import matplotlib
-    except ModuleNotFoundError as exc:
-        if exc.name != "matplotlib":
-            raise
-        raise FileNotFoundError(f"the report's plots need matplotlib: `{REPORT_EXTRA}`") from None
+    """matplotlib.pyplot on the Agg backend (the `report` extra)."""
+    matplotlib = optional_module("matplotlib", "report", "the report's plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
