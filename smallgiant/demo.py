@@ -31,7 +31,8 @@ CRAWL_PAGES = {"en": 15000, "de": 60, "fr": 60, "es": 40}
 SAMPLE_SIZES = {"c4": {"docs": 2400}, "github": {"files_per_repo": 60}}
 VOCAB_SIZE = 2048
 TRAIN = {"max_steps": 300, "warmup_steps": 20, "log_every": 5, "checkpoint_every": 100, "tensorboard": False,
-         "device": "cpu", "compile": "off"}
+         "device": "cpu", "compile": "off", "val_every": 25, "val_tokens": 4096}
+VALIDATION_SPLIT = {"val_share": 0.02, "val_docs": 50}    # the demo's sources are small: a larger share than the default
 PROMPT = "The engineer"
 GENERATION = {"max_new_tokens": 48, "temperature": 0.8, "top_k": 40, "seed": 0}
 
@@ -157,8 +158,8 @@ class Demo:
 
     def build_shards(self) -> dict:
         from tokenizer.shards import ShardConfig, run
-        s = run(ShardConfig(demo_manifest(self.root, self.sources), self.path("tokenizer"), self.path("shards")),
-                self.beam_args)
+        s = run(ShardConfig(demo_manifest(self.root, self.sources), self.path("tokenizer"), self.path("shards"),
+                            **VALIDATION_SPLIT), self.beam_args)
         return {"items": s["tokens_encoded"], "unit": "tokens", "shards": s["shards"]}
 
     def make_plan(self) -> dict:

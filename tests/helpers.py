@@ -124,3 +124,20 @@ class MemStore(FileSystem):
         return FileMetadata(path, len(STORE[path]))
 
     copy = last_updated = checksum = None
+
+
+# ---------------------------------------------------------------- trainer runs
+def run_losses(run_dir) -> dict[int, float]:
+    """The training loss of every logged step of a run directory."""
+    import json
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return {r["step"]: r["loss"] for r in map(json.loads, f) if r["kind"] == "step"}
+
+
+def checkpoint_weights(run_dir, step: int) -> dict:
+    """The weights of a run's checkpoint at `step`, read as one process would."""
+    from train.checkpoint import read_weights
+    from train.model import Transformer
+    from train.run_dir import load_run_config
+    shapes = {n: p.shape for n, p in Transformer(load_run_config(run_dir)).named_parameters()}
+    return read_weights(os.path.join(run_dir, "checkpoints", f"step-{step:08d}"), shapes)

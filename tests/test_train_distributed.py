@@ -3,7 +3,6 @@ run with the same global batch within float tolerance, and its checkpoint resume
 (DCP reshards the model and optimizer state)."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,10 +10,9 @@ import sys
 import pytest
 import torch
 
-from train.checkpoint import read_weights
+from helpers import checkpoint_weights, run_losses
 from train.config import apply_overrides, preset
 from train.model import Transformer
-from train.run_dir import load_run_config
 from train.synthetic import write_markov_dataset
 from train.trainer import train
 
@@ -24,16 +22,6 @@ OVERRIDES = {"tensorboard": "false", "log_every": "1", "max_steps": "8", "warmup
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def losses(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-        return {r["step"]: r["loss"] for r in map(json.loads, f) if r["kind"] == "step"}
-
-
-def final_weights(run_dir, step):
-    shapes = {n: p.shape for n, p in Transformer(load_run_config(run_dir)).named_parameters()}
-    return read_weights(os.path.join(run_dir, "checkpoints", f"step-{step:08d}"), shapes)
 
 
 def test_two_processes_match_one_and_their_checkpoint_resumes_on_one(tmp_path):
@@ -50,16 +38,16 @@ def test_two_processes_match_one_and_their_checkpoint_resumes_on_one(tmp_path):
     assert proc.returncode == 0, out
     assert "on 2 x cpu; 1 micro-steps of 4 x 32 tokens per step" in out
 
-    ref, dist = losses(one), losses(two)
+    ref, dist = run_losses(one), run_losses(two)
     assert sorted(dist) == [1, 2, 3, 4, 5]
     assert dist[5] < dist[1] - 0.3                      # it trains
     for step in dist:
         assert dist[step] == pytest.approx(ref[step], rel=1e-5, abs=1e-6)
 
     summary = train(cfg, data, two, resume=True)        # 2 processes -> 1: DCP reshards on load
-    resumed = losses(two)
+    resumed = run_losses(two)
     assert summary["steps"] == 8 and sorted(resumed) == list(range(1, 9))
     for step in (6, 7, 8):
         assert resumed[step] == pytest.approx(ref[step], rel=1e-5, abs=1e-6)
-    a, b = final_weights(one, 8), final_weights(two, 8)
+    a, b = checkpoint_weights(one, 8), checkpoint_weights(two, 8)
     assert all(torch.allclose(a[n], b[n], rtol=1e-4, atol=1e-6) for n in a)

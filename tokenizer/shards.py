@@ -6,6 +6,12 @@ tokens per source, as a histogram by subsample hash -> the plan (`tokenizer.mixt
 every document with its position p -> range buckets of p, each sorted -> global offsets from the buckets'
 sizes -> pieces cut at shard boundaries -> one writer per shard. No step holds more than one bucket or one
 shard; nothing depends on the runner's bundling, so the same inputs and seed give the same bytes.
+
+Before the histograms, a validation split is set aside: each document whose hash (of source and id alone,
+so the split survives a change of the shuffle seed) falls below `val_share` is a candidate, and the
+`val_docs` candidates of each source with the lowest hashes are held out (the others go back to training).
+Held-out documents never enter the mixture; each source's are written, in hash order, as a token dataset
+of the same format in `val/<source>/` (the trainer's validation loss reads them).
 """
 from __future__ import annotations
 
@@ -33,7 +39,8 @@ from tokenizer.shards_report import format_summary, job_summary, mixture_report
 TOKENIZER_FILE = "tokenizer.model"
 PLAN_FILE = "plan.json"
 STATS = "stats.json"
-OWNED = ["shard-*", "dataset.json", STATS, PLAN_FILE]
+VAL_DIR = "val"
+OWNED = ["shard-*", "dataset.json", STATS, PLAN_FILE, VAL_DIR]
 BATCH = 256
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,8 @@ class ShardConfig:
     shard_tokens: int | None = None  # overrides the manifest's
     bucket_tokens: int | None = None  # tokens per sort bucket (default: shard_tokens)
     seed: int | None = None          # overrides the manifest's
+    val_share: float = 0.0           # share of each source's documents that may be held out for validation
+    val_docs: int = 1000             # at most this many held-out documents per source
 
     @property
     def the_seed(self) -> int:
@@ -230,8 +239,10 @@ def _plain(obj):
 
 
 def build(p: beam.Pipeline, cfg: ShardConfig, files: list[tuple[str, str]], model: ModelFile,
-          tokenizer_sha256: str, staging: str, dtype: np.dtype = shard_format.TOKEN_DTYPE) -> None:
-    """The graph above; `dtype` is the tokens' (`shard_format.token_dtype` of the vocabulary)."""
+          tokenizer_sha256: str, staging: str, dtype: np.dtype = shard_format.TOKEN_DTYPE,
+          val_header: dict | None = None) -> None:
+    """The graph above; `dtype` is the tokens' (`shard_format.token_dtype` of the vocabulary), `val_header`
+    what the validation datasets' dataset.json holds (vocab_size, eos_id, bos_id, tokenizer)."""
     m, seed = cfg.manifest, cfg.the_seed
     width = dtype.itemsize
     sources = [(s.name, s.share, s.epochs) for s in m.sources]
@@ -241,6 +252,8 @@ def build(p: beam.Pipeline, cfg: ShardConfig, files: list[tuple[str, str]], mode
     docs = (p | "Files" >> beam.Create(files) | "Row groups" >> beam.ParDo(RowGroups())
             | "Spread row groups" >> beam.Reshuffle() | "Read" >> beam.ParDo(ReadTexts())
             | "Encode" >> beam.ParDo(Encode(model, dtype)))
+    if val_header is not None:
+        docs = split_validation(docs, cfg, staging, val_header, dtype)
     hists = (docs | "Subsample buckets" >> beam.Map(
                 lambda d: (d[0], (mixture.doc_bucket(seed, d[0], d[1]), len(d[2]) // width)))
              | "Histograms" >> beam.CombinePerKey(TokenHistogram()))
@@ -256,6 +269,73 @@ def build(p: beam.Pipeline, cfg: ShardConfig, files: list[tuple[str, str]], mode
                                                beam.pvalue.AsSingleton(plan))
      | "Group shards" >> beam.GroupByKey()
      | "Write shards" >> beam.ParDo(WriteShard(staging, tokenizer_sha256, dtype)))
+
+
+def val_key(source: str, doc_id: str) -> float:
+    """The document's place in the validation order (below val_share: a candidate)."""
+    return mixture.unit(0, "validation", source, doc_id)
+
+
+def _val_thresholds(candidates: list[tuple[float, str]]) -> tuple[float, str]:
+    """The last held-out (key, id) of a source: its val_docs lowest candidates."""
+    return max(candidates)
+
+
+def _held_out(doc, limits: dict) -> bool:
+    source, doc_id, _ = doc
+    limit = limits.get(source)
+    return limit is not None and (val_key(source, doc_id), doc_id) <= limit
+
+
+class WriteValidation(beam.DoFn):
+    """(source, its held-out documents) -> the token dataset `val/<source>/`, documents in hash order."""
+
+    def __init__(self, directory: str, header: dict, dtype: np.dtype, shard_tokens: int):
+        self.directory, self.header, self.dtype, self.shard_tokens = directory, header, dtype, shard_tokens
+
+    def process(self, group):
+        from apache_beam.io.filesystems import FileSystems
+        source, docs = group
+        ordered = sorted(docs, key=lambda d: (val_key(source, d[1]), d[1]))
+        directory = output.join(self.directory, VAL_DIR, source)
+        pieces = shard_format.pack(((source, np.frombuffer(d[2], dtype=self.dtype)) for d in ordered),
+                                   self.shard_tokens, self.dtype)
+        shards = [shard_format.write_shard(directory, i, toks, starts, srcs, self.header["tokenizer"]["sha256"],
+                                           open_write=FileSystems.create)
+                  for i, (toks, starts, srcs) in enumerate(pieces)]
+        shard_format.write_manifest(directory, shards, {**self.header, "split": "validation", "source": source},
+                                    output.write_atomically)
+        inc(f"validation.{source}.documents", len(ordered))
+        yield source, len(ordered)
+
+
+def split_validation(docs, cfg: ShardConfig, staging: str, header: dict, dtype: np.dtype):
+    """(training documents, the held-out ones written under staging/val/): see the module docstring."""
+    if cfg.val_share <= 0 or cfg.val_docs <= 0:
+        return docs
+    share = cfg.val_share
+    limits = (docs | "Validation candidates" >> beam.FlatMap(
+                  lambda d: [(d[0], (val_key(d[0], d[1]), d[1]))] if val_key(d[0], d[1]) < share else [])
+              | "Lowest candidates" >> beam.combiners.Top.SmallestPerKey(cfg.val_docs)
+              | "Last held out" >> beam.MapTuple(lambda source, c: (source, _val_thresholds(c)))
+              | "Limits" >> beam.combiners.ToDict())
+    held = docs | "Held out" >> beam.Filter(_held_out, beam.pvalue.AsSingleton(limits))
+    _ = (held | "By source" >> beam.Map(lambda d: (d[0], d)) | "Group held out" >> beam.GroupByKey()
+         | "Write validation" >> beam.ParDo(WriteValidation(staging, header, dtype, cfg.the_shard_tokens)))
+    return docs | "Training documents" >> beam.Filter(lambda d, lim: not _held_out(d, lim),
+                                                      beam.pvalue.AsSingleton(limits))
+
+
+def _validation_report(staging: str, cfg: ShardConfig) -> dict:
+    """What was held out: the split's rule and, per source, its documents and tokens."""
+    from apache_beam.io.filesystems import FileSystems
+    sources = {}
+    for source in sorted({s.name for s in cfg.manifest.sources}):
+        path = output.join(staging, VAL_DIR, source, shard_format.MANIFEST)
+        if FileSystems.exists(path):
+            m = _read_json(path)
+            sources[source] = {"documents": m["num_documents"], "tokens": m["num_tokens"]}
+    return {"share": cfg.val_share, "max_documents": cfg.val_docs, "directory": VAL_DIR, "sources": sources}
 
 
 def _read_json(path: str) -> Any:
@@ -286,7 +366,9 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None, overwrite: bool = 
         staging = out.stage()
         t0 = time.time()
         p = make_pipeline(opts)
-        build(p, cfg, files, ModelFile(model_path), sha, staging, dtype)
+        val_header = {"vocab_size": sp.get_piece_size(), "eos_id": sp.eos_id(), "bos_id": sp.bos_id(),
+                      "shard_tokens": cfg.the_shard_tokens, "tokenizer": {"path": cfg.tokenizer, "sha256": sha}}
+        build(p, cfg, files, ModelFile(model_path), sha, staging, dtype, val_header)
         result = p.run()
         result.wait_until_finish()
         plan = _read_json(output.join(staging, PLAN_FILE))
@@ -294,7 +376,10 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None, overwrite: bool = 
                   for i in range(-(-plan["planned_tokens"] // plan["shard_tokens"]))]
         # the old manifest goes first (the directory stops being a dataset), then the old shards
         out.remove(shard_format.MANIFEST)
-        out.publish(["shard-*"])
+        validation = _validation_report(staging, cfg)      # before publishing moves the staged files
+        # without a split, an earlier build's val/ still goes: it may hold documents this build trains on
+        held_out = cfg.val_share > 0 and cfg.val_docs > 0
+        out.publish(["shard-*"] + ([VAL_DIR] if held_out or any(f.split("/")[0] == VAL_DIR for f in out.files) else []))
         wall = time.time() - t0
         counters = counters_of(result)
         header = {"vocab_size": sp.get_piece_size(), "eos_id": sp.eos_id(), "bos_id": sp.bos_id(),
@@ -302,7 +387,8 @@ def run(cfg: ShardConfig, beam_args: list[str] | None = None, overwrite: bool = 
                   "tokenizer": {"path": cfg.tokenizer, "sha256": sha},
                   "manifest": {"name": cfg.manifest.name, "path": cfg.manifest.path},
                   "target_total_tokens": cfg.the_total,
-                  "mixture": mixture_report(shards, plan)}
+                  "mixture": mixture_report(shards, plan),
+                  "validation": validation}
         manifest = shard_format.write_manifest(cfg.output, shards, header,
                                                lambda path, data: out.write(shard_format.MANIFEST, data))
         summary = job_summary(manifest, counters, wall, local_cores(opts))

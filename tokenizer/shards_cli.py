@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipeline.argtypes import non_negative_float, positive_int, seed
+from pipeline.argtypes import float_in, non_negative_float, non_negative_int, positive_int, seed
 
 
 def _shards(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -26,7 +26,8 @@ def _shards(args: argparse.Namespace, beam_args: list[str]) -> int:
         raise ValueError("--output is required (except with --plan)")
     from tokenizer.shards import ShardConfig, run
     run(ShardConfig(manifest, args.tokenizer, args.output, total_tokens=args.total_tokens,
-                    shard_tokens=args.shard_tokens, seed=args.seed), beam_args, args.overwrite, args.max_lease_age)
+                    shard_tokens=args.shard_tokens, seed=args.seed, val_share=args.val_share, val_docs=args.val_docs),
+        beam_args, args.overwrite, args.max_lease_age)
     return 0
 
 
@@ -48,6 +49,11 @@ def add_step(steps) -> None:
                                                      "or the largest no source exceeds its epochs for)")
     s.add_argument("--shard-tokens", type=positive_int, help="override the manifest's tokens per shard")
     s.add_argument("--seed", type=seed, help="override the manifest's shuffle seed")
+    s.add_argument("--val-share", type=float_in(0, 1, high_open=True), default=0.001,
+                   help="share of each source's documents held out for validation, never trained on, written as "
+                        "val/SOURCE/ token datasets (chosen by a hash of source and id; default 0.001; 0: none)")
+    s.add_argument("--val-docs", type=non_negative_int, default=1000,
+                   help="at most this many held-out documents per source (default 1000)")
     s.add_argument("--plan", action="store_true", help="print budget, epochs, shards, bytes, core-hours and "
                                                        "Dataflow cost (this build and the full one); write nothing else")
     s.add_argument("--sample-docs", type=positive_int, default=200, help="--plan: documents encoded per source")

@@ -1,6 +1,6 @@
 """The `train` subcommand of `smallgiant` (and of `python -m train`, which torchrun launches).
 
-    smallgiant train --config NAME --data DATASET --output RUN_DIR [--resume] [--dry-run] [overrides]
+    smallgiant train --config NAME --data DATASET --output RUN_DIR [--resume [auto]] [--dry-run] [overrides]
     smallgiant train export-hf RUN_DIR --output HF_DIR [--dtype bfloat16] [--step N]
     smallgiant train import-hf HF_DIR --output RUN_DIR --data DATASET [--config NAME] [overrides]
 
@@ -34,7 +34,14 @@ def add_parser(jobs) -> None:
     p.add_argument("--config", help="preset name (" + ", ".join(PRESETS) + ")")
     p.add_argument("--data", help="token dataset directory (holding dataset.json)")
     p.add_argument("--output", help="run directory (train, import-hf) or Hugging Face directory (export-hf)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --output from its latest checkpoint")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="auto",
+                   help="continue the run in --output from its latest checkpoint (there must be one); "
+                        "--resume auto: resume when there is a checkpoint, else start afresh (one command for "
+                        "the first start and every restart, e.g. under torchrun --max-restarts)")
+    p.add_argument("--allow-schedule-change", action="store_true",
+                   help="let a resume change lr, min_lr_ratio, warmup_steps or max_steps (logged with old and new values)")
+    p.add_argument("--val-data", help="held-out token dataset(s) for the validation loss: a dataset directory, or "
+                                      "one holding a dataset per source (default: DATASET/val, from the shard job)")
     p.add_argument("--dry-run", action="store_true",
                    help="print the resolved config and parameter count (meta device, nothing allocated) and exit")
     p.add_argument("--stop-at-step", type=positive_int,
@@ -84,10 +91,30 @@ def _overrides(args: argparse.Namespace, extra: list[str]) -> dict[str, str]:
     return overrides
 
 
+def resume_mode(args: argparse.Namespace, extra: list[str]) -> bool | str:
+    """--resume, --resume auto, or neither. A word after a bare --resume that is not "auto" is an override
+    (`--resume lr=1e-3`): it goes back among the leftovers."""
+    value = args.resume
+    if isinstance(value, str) and value != "auto":
+        extra.insert(0, value)
+        value = True
+    args.resume = value
+    return value
+
+
+def _resuming(args: argparse.Namespace) -> bool:
+    """Whether this command continues a run already in --output (for --resume auto: one with a checkpoint)."""
+    if args.resume != "auto":
+        return bool(args.resume)
+    from train.checkpoint import latest_checkpoint
+    return latest_checkpoint(os.path.join(args.output, "checkpoints")) is not None
+
+
 def build_config(args: argparse.Namespace, extra: list[str]) -> TrainConfig:
+    resume_mode(args, extra)
     overrides = _overrides(args, extra)
     saved_path = os.path.join(args.output, "config.json") if args.output else ""
-    if args.resume and os.path.exists(saved_path):
+    if saved_path and _resuming(args) and os.path.exists(saved_path):
         from train.run_dir import load_run_config
         base = load_run_config(args.output)
         if args.config and args.config.lower() != base.name:
@@ -116,10 +143,11 @@ def run_command(args: argparse.Namespace, extra: list[str]) -> int:
     if not args.output:
         raise ValueError("--output RUN_DIR is required")
     from train.run_dir import saved_data_path
-    data = args.data or (saved_data_path(args.output) if args.resume else None)
+    data = args.data or (saved_data_path(args.output) if _resuming(args) else None)
     from train.trainer import NonFiniteLossError, train
     try:
-        train(cfg, data, args.output, resume=args.resume, stop_at_step=args.stop_at_step)
+        train(cfg, data, args.output, resume=args.resume, stop_at_step=args.stop_at_step,
+              allow_schedule_change=args.allow_schedule_change, val_data=args.val_data)
     except NonFiniteLossError as exc:
         print(f"smallgiant train: error: {exc}", file=sys.stderr)
         return 3
@@ -178,7 +206,8 @@ def dry_run_report(cfg: TrainConfig, data: str | None) -> str:
         cfg = cfg.resolved(TokenDataset(data, verify=False).vocab_size)
     else:
         cfg = cfg.resolved()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    # under torchrun the job's size; otherwise the size the HSDP fields describe (dp_shard=32: 32 GPUs)
+    world = int(os.environ.get("WORLD_SIZE", cfg.dp_replicate * (cfg.dp_shard or 1)))
     n = count_parameters(cfg)
     per_layer = 4 * cfg.dim * cfg.dim + 3 * cfg.dim * cfg.hidden_dim + 2 * cfg.dim
     fpt = flops_per_token(cfg, n)
@@ -193,5 +222,28 @@ def dry_run_report(cfg: TrainConfig, data: str | None) -> str:
         (f"schedule: {cfg.max_steps:,} steps ({cfg.max_steps * cfg.global_batch_tokens / 1e9:,.1f}B tokens), "
          f"{cfg.warmup_steps} warmup, lr {cfg.lr:g} cosine to {cfg.lr * cfg.min_lr_ratio:g}"),
         f"FLOPs per token (6N + 12LdT): {fpt:.4g}; whole run: {fpt * cfg.max_steps * cfg.global_batch_tokens:.4g}",
+        *memory_report(cfg, world),
     ]
     return "\n".join(lines)
+
+
+def memory_report(cfg: TrainConfig, world: int) -> list[str]:
+    """The per-GPU memory estimate of the chosen micro-batch, and the micro-batch the estimate would choose."""
+    from train.config import MEMORY_MARGIN, choose_micro_batch, fits, memory_estimate, mesh_shape, resolve_grad_sync
+    replicas, shards = mesh_shape(cfg, world)
+    sync = resolve_grad_sync(cfg, world)
+    est = memory_estimate(cfg, world, grad_sync=sync)
+    total = sum(est.values()) / 2**30
+    budget = MEMORY_MARGIN * cfg.gpu_memory_gib
+    when = "the last micro-step" if sync == "last" else "every micro-step"
+    lines = [f"memory per GPU (estimate; {world} process(es) = {replicas} replica(s) x {shards} shard(s), "
+             f"gradients reduced in {cfg.reduce_dtype} on {when}):"]
+    lines += [f"  {name:<52} {b / 2**30:9.2f} GiB" for name, b in est.items()]
+    verdict = "fits" if fits(cfg, est) else "DOES NOT FIT"
+    lines.append(f"  {'total':<52} {total:9.2f} GiB: {verdict} in {budget:.0f} GiB "
+                 f"({MEMORY_MARGIN:.0%} of gpu_memory_gib {cfg.gpu_memory_gib:g})")
+    best = choose_micro_batch(cfg, world)
+    if best != cfg.micro_batch_size:
+        lines.append(f"  the estimate would choose micro_batch_size {best} "
+                     f"({best * cfg.seq_len:,} tokens per micro-step)")
+    return lines

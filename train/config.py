@@ -1,9 +1,11 @@
 """The one training configuration: model shape, optimizer, batch, efficiency switches and bookkeeping.
 
 Named presets give LLaMA-1's four models with the paper's learning rates, 4M-token batch and token
-budgets (Table 2), and three small ones: `tiny` (CPU tests and the demo), `125m`, and `1.4b` (GPU
-benchmarks). Any field can be overridden from the command line (`--lr 1e-3` or `lr=1e-3`); a run saves
-its resolved configuration (every derived value filled in) as config.json in the run directory.
+budgets (Table 2), each with the micro-batch that a per-GPU memory estimate chooses for its cluster
+(`memory_estimate`, `choose_micro_batch`; `--dry-run` prints the estimate), and three small ones:
+`tiny` (CPU tests and the demo), `125m`, and `1.4b` (GPU benchmarks). Any field can be overridden from
+the command line (`--lr 1e-3` or `lr=1e-3`); a run saves its resolved configuration (every derived value
+filled in) as config.json in the run directory.
 """
 from __future__ import annotations
 
@@ -20,10 +22,15 @@ AC_MODES = ("none", "full", "selective")
 SWITCHES = ("auto", "on", "off")
 PRECISIONS = ("auto", "bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
+REDUCE_DTYPES = ("float32", "bfloat16")
+GRAD_SYNC = ("auto", "last", "every")
+ATTENTION_BACKENDS = ("auto", "flash", "cudnn", "efficient", "math")
 
 # Fields that fix what a checkpoint means: a resumed run may not change them.
 FROZEN_ON_RESUME = ("dim", "n_layers", "n_heads", "vocab_size", "ffn_hidden", "multiple_of", "norm_eps",
                     "rope_theta", "seq_len", "global_batch_tokens", "seed", "init_std")
+# Fields that shape the learning-rate schedule: changed on resume only with --allow-schedule-change.
+SCHEDULE_FIELDS = ("lr", "min_lr_ratio", "warmup_steps", "max_steps")
 
 # What each numeric field can be (0 in vocab_size, ffn_hidden, max_steps, cpu_threads and peak_tflops
 # means "derived"; see the fields' comments).
@@ -38,6 +45,13 @@ LIMITS: dict[str, Range] = {
     "beta1": Range(0, 1, high_open=True),
     "beta2": Range(0, 1, high_open=True),
     "pue": Range(1),                        # a data centre cannot use less power than its GPUs
+    "dp_replicate": Range(1),
+    **dict.fromkeys(("dp_shard", "throughput_warmup_steps", "gc_every"), Range(0)),
+    "gpu_memory_gib": Range(0, low_open=True),
+    "pg_timeout_s": Range(0, low_open=True),
+    "checkpoint_every_s": Range(0),
+    "val_every": Range(0),
+    "val_tokens": Range(1),
 }
 
 
@@ -77,6 +91,16 @@ class TrainConfig:
     device: str = "auto"
     cpu_threads: int = 0                    # CPU training: intra-op threads (0: PyTorch's default)
     reshard_after_forward: bool = True      # FSDP2: free gathered weights after forward (ZeRO-3)
+    # parallelism and speed
+    dp_replicate: int = 1                   # HSDP: replicas (across nodes); 1: plain FSDP over every process
+    dp_shard: int = 0                       # HSDP: processes each replica is sharded over (0: world / dp_replicate)
+    reduce_dtype: str = "float32"           # FSDP2 gradient reduce-scatter/all-reduce dtype
+    grad_sync: str = "auto"                 # last: reduce gradients on the last micro-step only; every: each one;
+                                            # auto: last when the unsharded gradients fit (memory_estimate)
+    attention_backend: str = "auto"         # auto | flash | cudnn | efficient | math (sdpa_kernel)
+    gpu_memory_gib: float = 80.0            # the memory per GPU that micro-batch choices assume (A100/H100-80GB)
+    throughput_warmup_steps: int = 3        # steps (compilation included) left out of tokens/s and MFU
+    gc_every: int = 50                      # Python's cyclic GC runs every N steps, never in between (0: as usual)
     # bookkeeping
     log_every: int = 10
     checkpoint_every: int = 1000
@@ -87,6 +111,12 @@ class TrainConfig:
     gpu_tdp_watts: float = 400.0            # A100-80GB, as in the paper's carbon estimate
     pue: float = 1.1
     carbon_kg_per_kwh: float = 0.385
+    # resilience and validation
+    pg_timeout_s: float = 600.0             # process-group collectives give up after this long
+    checkpoint_every_s: float = 0.0         # also save when this much wall time passed since the last save (0: off)
+    async_checkpoint: str = "auto"          # auto: on with more than one process (DCP async_save)
+    val_every: int = 500                    # validation loss every N steps, when there is held-out data (0: off)
+    val_tokens: int = 65536                 # tokens evaluated per validation source
 
     @property
     def head_dim(self) -> int:
@@ -135,6 +165,10 @@ class TrainConfig:
             (self.fused_adamw in SWITCHES, f"fused_adamw must be one of {SWITCHES}"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
             (self.device in DEVICES, f"device must be one of {DEVICES}"),
+            (self.reduce_dtype in REDUCE_DTYPES, f"reduce_dtype must be one of {REDUCE_DTYPES}"),
+            (self.grad_sync in GRAD_SYNC, f"grad_sync must be one of {GRAD_SYNC}"),
+            (self.attention_backend in ATTENTION_BACKENDS, f"attention_backend must be one of {ATTENTION_BACKENDS}"),
+            (self.async_checkpoint in SWITCHES, f"async_checkpoint must be one of {SWITCHES}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -165,9 +199,101 @@ class TrainConfig:
         return cls(**d)
 
 
+# --- memory per GPU and the micro-batch it allows ------------------------------------------------------
+
+MICRO_STEP_TOKENS = 8192                 # per GPU and micro-step: enough to amortise FSDP's gathers
+MEMORY_MARGIN = 0.9                      # of gpu_memory_gib: the rest for the allocator's fragmentation,
+                                         # NCCL buffers and kernel workspaces
+
+
+def parameter_count(cfg: TrainConfig) -> int:
+    """Table 2's count, by arithmetic (train.model.count_parameters counts the module itself)."""
+    per_layer = 4 * cfg.dim * cfg.dim + 3 * cfg.dim * cfg.hidden_dim + 2 * cfg.dim
+    return cfg.n_layers * per_layer + 2 * cfg.vocab_size * cfg.dim + cfg.dim
+
+
+def mesh_shape(cfg: TrainConfig, world: int) -> tuple[int, int]:
+    """(replicas, processes per replica) of the data-parallel mesh: HSDP when replicas > 1."""
+    shard = cfg.dp_shard or world // cfg.dp_replicate
+    if cfg.dp_replicate * shard != world:
+        raise ValueError(f"dp_replicate {cfg.dp_replicate} x dp_shard {cfg.dp_shard or shard} must equal the "
+                         f"{world} processes")
+    return cfg.dp_replicate, shard
+
+
+def _activation_bytes_per_token_layer(cfg: TrainConfig, mode: str) -> float:
+    """What the backward pass keeps of one block, per token (bf16 activations, fp32 residual stream).
+    selective: the outputs of the matrix products (q, k, v, wo, w1, w3, w2) and of attention, plus the
+    block's input; full: the block's input only; none: every intermediate, norms and rotary in fp32."""
+    d, h = cfg.dim, cfg.hidden_dim
+    if mode == "full":
+        return 4 * d
+    if mode == "selective":
+        return 2 * (6 * d + 2 * h) + 4 * d
+    return 2 * (10 * d + 4 * h) + 4 * 8 * d
+
+
+def memory_estimate(cfg: TrainConfig, world: int, micro_batch: int | None = None,
+                    grad_sync: str | None = None) -> dict[str, float]:
+    """Bytes per GPU of bf16 FSDP2 training, by component; the optimizer state is sharded over the
+    processes of one replica (dp_shard). grad_sync 'last' holds every unsharded gradient (in
+    reduce_dtype) between the micro-steps of a step."""
+    n, shard = parameter_count(cfg), mesh_shape(cfg, world)[1]
+    mb = micro_batch or cfg.micro_batch_size
+    tokens = mb * cfg.seq_len
+    block = cfg.n_layers and (n - 2 * cfg.vocab_size * cfg.dim - cfg.dim) // cfg.n_layers
+    reduce_bytes = 4 if cfg.reduce_dtype == "float32" else 2
+    accumulating = ((grad_sync or resolve_grad_sync(cfg, world, mb)) == "last"
+                    and cfg.global_batch_sequences > mb * world)
+    layers = cfg.n_layers if cfg.activation_checkpointing != "full" else cfg.n_layers + 1
+    gathered = 2 * (3 * block + cfg.vocab_size * cfg.dim) + 4 * cfg.vocab_size * cfg.dim
+    est = {
+        "weights, fp32, sharded": 4 * n / shard,
+        "gradients, fp32, sharded": 4 * n / shard,
+        "AdamW moments, fp32, sharded": 8 * n / shard,
+        # 3 blocks (running, prefetched, the last one kept), the output layer bf16, the embedding fp32
+        "gathered weights": 0.0 if shard == 1 else gathered,
+        "unsharded gradients between micro-steps": reduce_bytes * n if accumulating and shard > 1 else 0.0,
+        f"activations, {cfg.activation_checkpointing} checkpointing, {tokens} tokens":
+            tokens * cfg.n_layers * _activation_bytes_per_token_layer(cfg, cfg.activation_checkpointing)
+            + (tokens * _activation_bytes_per_token_layer(cfg, "none") if layers > cfg.n_layers else 0.0),
+        "logits and their gradient": tokens * cfg.vocab_size * (2 + 4 + 4),
+    }
+    return est
+
+
+def fits(cfg: TrainConfig, estimate: dict[str, float]) -> bool:
+    return sum(estimate.values()) <= MEMORY_MARGIN * cfg.gpu_memory_gib * 2**30
+
+
+def resolve_grad_sync(cfg: TrainConfig, world: int, micro_batch: int | None = None) -> str:
+    """auto: reduce on the last micro-step only when the unsharded gradients leave room for the rest."""
+    if cfg.grad_sync != "auto":
+        return cfg.grad_sync
+    return "last" if fits(cfg, memory_estimate(cfg, world, micro_batch, "last")) else "every"
+
+
+def choose_micro_batch(cfg: TrainConfig, world: int) -> int:
+    """The smallest micro-batch giving each GPU >= MICRO_STEP_TOKENS tokens that fits in memory, or else
+    the largest that fits (1 at least); only sizes that divide the global batch over `world` processes."""
+    per_process = cfg.global_batch_sequences // world
+    sizes = [mb for mb in range(1, per_process + 1) if per_process % mb == 0]
+    fitting = [mb for mb in sizes if fits(cfg, memory_estimate(cfg, world, mb))]
+    if not fitting:
+        return 1
+    enough = [mb for mb in fitting if mb * cfg.seq_len >= MICRO_STEP_TOKENS]
+    return enough[0] if enough else fitting[-1]
+
+
+# The clusters the paper presets choose their micro-batch for: the README's 4 x 8 GPUs for 7B, the
+# paper's 2048 A100-80GB for 65B (section 2.4), and between them in proportion.
+PRESET_GPUS = {"7b": 32, "13b": 64, "33b": 512, "65b": 2048}
+
+
 def _paper(name: str, dim: int, n_heads: int, n_layers: int, lr: float, tokens: float) -> TrainConfig:
-    return TrainConfig(name=name, dim=dim, n_heads=n_heads, n_layers=n_layers, lr=lr, train_tokens=int(tokens),
-                       checkpoint_every=1000, log_every=10)
+    cfg = TrainConfig(name=name, dim=dim, n_heads=n_heads, n_layers=n_layers, lr=lr, train_tokens=int(tokens),
+                      checkpoint_every=1000, log_every=10)
+    return dataclasses.replace(cfg, micro_batch_size=choose_micro_batch(cfg, PRESET_GPUS[name]))
 
 
 PRESETS: dict[str, TrainConfig] = {

@@ -1,5 +1,5 @@
-"""Training metrics: model FLOPs utilisation, memory, and the three places they go (the console with a
-progress bar, metrics.jsonl, TensorBoard).
+"""Training metrics: model FLOPs utilisation, memory, validation loss per source, and the three places
+they go (the console with a progress bar, metrics.jsonl, TensorBoard).
 
 FLOPs per token are counted as in the PaLM and LLaMA papers: 6N + 12 * L * d * T, where N is the number
 of parameters that take part in matrix products (all but the input embedding table, which is a lookup),
@@ -47,22 +47,41 @@ def peak_flops(device: torch.device, override_tflops: float = 0.0) -> tuple[floa
 
 
 class Throughput:
-    """Tokens per second and MFU over the steps since the last measurement, and the mean MFU so far."""
+    """Tokens per second and MFU over the steps since the last measurement, and the mean MFU so far.
 
-    def __init__(self, tokens_per_step: int, flops_per_token: float, peak_flops: float | None, devices: int):
+    The first `warmup_steps` steps (torch.compile's compilation, the allocator's first allocations) are
+    not timed: the clock starts when the last of them ends. A measurement that falls in the warm-up
+    still reports its tokens per second, with MFU None, and stays out of the mean."""
+
+    def __init__(self, tokens_per_step: int, flops_per_token: float, peak_flops: float | None, devices: int,
+                 warmup_steps: int = 0):
         self.tokens_per_step, self.fpt, self.peak, self.devices = tokens_per_step, flops_per_token, peak_flops, devices
+        self.warmup_left, self.warmup_rate = warmup_steps, None
         self.start, self.steps, self.mfus = time.time(), 0, []
+
+    def _rate(self) -> float:
+        return self.steps * self.tokens_per_step / max(time.time() - self.start, 1e-9)
 
     def tick(self) -> None:
         self.steps += 1
+        if self.warmup_left:
+            self.warmup_left -= 1
+            if not self.warmup_left:                     # the clock starts now
+                self.warmup_rate = self._rate()
+                self.start, self.steps = time.time(), 0
 
     def measure(self) -> tuple[float, float | None]:
-        elapsed = max(time.time() - self.start, 1e-9)
-        tokens_per_s = self.steps * self.tokens_per_step / elapsed
+        if self.warmup_left or not self.steps:          # nothing timed yet: the warm-up's own rate, no MFU
+            rate = self._rate() if self.warmup_left else (self.warmup_rate or 0.0)
+            if self.warmup_left:
+                self.start, self.steps = time.time(), 0
+            self.warmup_rate = None
+            return rate, None
+        tokens_per_s = self._rate()
         mfu = tokens_per_s * self.fpt / self.devices / self.peak if self.peak else None
         if mfu is not None:
             self.mfus.append(mfu)
-        self.start, self.steps = time.time(), 0
+        self.start, self.steps, self.warmup_rate = time.time(), 0, None
         return tokens_per_s, mfu
 
     @property
@@ -137,6 +156,19 @@ class MetricsLog:
             for key in ("loss", "lr", "grad_norm", "tokens_per_s", "mfu", "memory_gib"):
                 if isinstance(rec.get(key), (int, float)):
                     self._tb.add_scalar(f"train/{key}", rec[key], rec["step"])
+
+    def validation(self, rec: dict[str, Any]) -> None:
+        """A validation record: {"kind": "val", "step", "loss": {source: mean token loss on its held-out
+        documents}, "sequences": {source: how many were evaluated}}."""
+        if not self.enabled:
+            return
+        self._file.write(json.dumps(rec, sort_keys=True) + "\n")
+        self._file.flush()
+        losses = ", ".join(f"{source} {loss:.4f}" for source, loss in rec["loss"].items())
+        print(f"step {rec['step']}: validation loss (held-out documents) {losses}", file=sys.stdout, flush=True)
+        if self._tb is not None:
+            for source, loss in rec["loss"].items():
+                self._tb.add_scalar(f"val/{source}/loss", loss, rec["step"])
 
     def event(self, rec: dict[str, Any]) -> None:
         """A record that is not a step's figures (a skipped step, the final summary)."""

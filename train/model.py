@@ -3,7 +3,8 @@
 Pre-normalisation with RMSNorm (computed in float32, eps 1e-6), SwiGLU feed-forward with a hidden size of
 2/3 * 4d rounded up to a multiple of 256, rotary position embeddings (theta 10000) applied to adjacent
 pairs of q and k channels in every layer, full multi-head causal attention through PyTorch's
-scaled_dot_product_attention (flash kernels on GPU), no biases, untied input and output embeddings.
+scaled_dot_product_attention (the kernel PyTorch picks, or the one `attention_backend` names), no biases,
+untied input and output embeddings.
 Parameter names follow Meta's release (tok_embeddings, layers.N.attention.wq, feed_forward.w1, ...).
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from train.config import TrainConfig
 
@@ -46,6 +48,15 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     return rotated.flatten(-2).type_as(x)
 
 
+def attention_backends(name: str) -> list[SDPBackend] | None:
+    """The SDPA kernels `attention_backend` allows (None: PyTorch's own choice). One backend, no
+    fallback: a configuration the kernel cannot run fails instead of silently running another kernel."""
+    if name == "auto":
+        return None
+    return [{"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+             "efficient": SDPBackend.EFFICIENT_ATTENTION, "math": SDPBackend.MATH}[name]]
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: TrainConfig):
         super().__init__()
@@ -54,6 +65,7 @@ class Attention(nn.Module):
         self.wk = nn.Linear(cfg.dim, cfg.dim, bias=False)
         self.wv = nn.Linear(cfg.dim, cfg.dim, bias=False)
         self.wo = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.backends = attention_backends(cfg.attention_backend)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -61,7 +73,12 @@ class Attention(nn.Module):
         k = self.wk(x).view(b, t, self.n_heads, self.head_dim)
         v = self.wv(x).view(b, t, self.n_heads, self.head_dim)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if self.backends is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            with sdpa_kernel(self.backends):
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.wo(y.transpose(1, 2).reshape(b, t, -1))
 
 

@@ -2,7 +2,8 @@
 and FSDP2 (`fully_shard`) data-parallel sharding.
 
 Launched by torchrun (any number of processes and nodes), every process joins one process group (NCCL on
-GPUs, gloo on CPU) and one 1-D device mesh; the model is built on the meta device, wrapped, sharded and
+GPUs, gloo on CPU) and one 1-D device mesh (FSDP2 shards over it, or over a 2-D replicate x shard mesh
+for HSDP); the model is built on the meta device, wrapped, sharded and
 only then materialised, so no process ever holds the full model. FSDP2 gathers each block's weights just
 before it runs and prefetches the next block's while the current one computes, and reduce-scatters
 gradients during the backward pass: communication overlaps compute. One process without torchrun trains
@@ -11,6 +12,7 @@ the plain model.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import logging
 import os
@@ -18,7 +20,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from train.config import TrainConfig
+from train.config import TrainConfig, mesh_shape
 from train.model import Transformer, init_weights
 
 log = logging.getLogger("smallgiant.train")
@@ -61,16 +63,40 @@ def setup(cfg: TrainConfig) -> Runtime:
     if world == 1:
         return Runtime(0, 1, 0, device)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+        timeout = datetime.timedelta(seconds=cfg.pg_timeout_s)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None,
+                                timeout=timeout, store=_restart_store(timeout), rank=rank, world_size=world)
     from torch.distributed.device_mesh import init_device_mesh
     mesh = init_device_mesh(device.type, (world,), mesh_dim_names=("dp",))
     return Runtime(rank, world, local_rank, device, mesh)
 
 
-def teardown(rt: Runtime) -> None:
-    if rt.distributed and dist.is_initialized():
-        dist.barrier()      # a process that leaves first must not close connections a peer still uses
-        dist.destroy_process_group()
+def _restart_store(timeout: datetime.timedelta):
+    """Under torchrun, the agent's TCP store with a prefix of its own for each restart. The agent keeps one
+    store for the whole job, and torch 2.13 gives workers no per-restart prefix: restarted workers would
+    read the dead ones' addresses and never connect. None outside torchrun (init_process_group's default)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), int(os.environ["WORLD_SIZE"]),
+                          is_master=False, timeout=timeout)
+    return dist.PrefixStore(f"/smallgiant/restart_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+
+
+def teardown(rt: Runtime, failed: bool = False) -> None:
+    """Leave the process group. After a failure there is no barrier (the peers may be waiting in some other
+    collective and would never reach it): the group is aborted, so that this process exits at once and
+    torchrun stops the others."""
+    if not (rt.distributed and dist.is_initialized()):
+        return
+    if failed:
+        abort = getattr(dist.distributed_c10d, "_abort_process_group", None)
+        try:
+            abort() if abort is not None else dist.destroy_process_group()
+        except Exception as exc:        # the process is failing already: the original error is the one to see
+            log.warning("process group not closed cleanly after the failure: %s", exc)
+        return
+    dist.barrier()      # a process that leaves first must not close connections a peer still uses
+    dist.destroy_process_group()
 
 
 def all_reduce(t: torch.Tensor, rt: Runtime, op: str = "avg") -> torch.Tensor:
@@ -124,15 +150,45 @@ def apply_activation_checkpointing(model: Transformer, mode: str) -> None:
         model.layers[i] = checkpoint_wrapper(block, **kwargs)
 
 
-def apply_fsdp(model: Transformer, rt: Runtime, bf16: bool, reshard_after_forward: bool) -> None:
-    """One FSDP2 unit per block and one for the rest (embeddings, final norm, output)."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
+def data_parallel_mesh(cfg: TrainConfig, rt: Runtime):
+    """The mesh FSDP2 shards over: the process group's 1-D mesh, or for HSDP a 2-D one (dp_replicate
+    replicas across nodes, each sharded over dp_shard processes within a node: torchrun numbers the
+    processes of a node consecutively, so the inner dimension stays on one node's fast links)."""
+    replicas, shards = mesh_shape(cfg, rt.world_size)
+    if replicas == 1:
+        return rt.mesh
+    from torch.distributed.device_mesh import init_device_mesh
+    return init_device_mesh(rt.device.type, (replicas, shards), mesh_dim_names=("dp_replicate", "dp_shard"))
+
+
+def mixed_precision(cfg: TrainConfig, bf16: bool, param_dtype: torch.dtype | None = None):
+    """bf16 weights for compute, gradients reduced in cfg.reduce_dtype. cast_forward_inputs=False: FSDP2
+    must not cast a unit's inputs (the fp32 residual stream, the fp32 rotary tables) to bf16, so a block
+    sees the same dtypes as on one process, where only autocast decides."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+    if not bf16:
+        return MixedPrecisionPolicy(cast_forward_inputs=False)
+    return MixedPrecisionPolicy(param_dtype=param_dtype or torch.bfloat16,
+                                reduce_dtype=getattr(torch, cfg.reduce_dtype), cast_forward_inputs=False)
+
+
+def apply_fsdp(model: Transformer, cfg: TrainConfig, mesh, bf16: bool) -> None:
+    """FSDP2 units as torchtitan places them: the token embedding, each block, and [final norm, output]
+    are units of their own; the root keeps FSDP2's default (it stays gathered after forward).
+    reshard_after_forward per unit: the embedding and the blocks free their gathered weights after the
+    forward pass (when cfg.reshard_after_forward), except the last block and [norm, output], which the
+    backward pass needs again at once."""
+    from torch.distributed.fsdp import fully_shard
+    mp = mixed_precision(cfg, bf16)
+    reshard = cfg.reshard_after_forward
+    # a lookup gains nothing from bf16 weights, and fp32 keeps the embedding output what it is on one process
+    fully_shard(model.tok_embeddings, mesh=mesh, mp_policy=mixed_precision(cfg, bf16, torch.float32),
+                reshard_after_forward=reshard)
     last = len(model.layers) - 1
     for i, block in enumerate(model.layers):
-        # the last block's weights are needed again at once by the backward pass: keep them gathered
-        fully_shard(block, mesh=rt.mesh, mp_policy=mp, reshard_after_forward=reshard_after_forward and i < last)
-    fully_shard(model, mesh=rt.mesh, mp_policy=mp, reshard_after_forward=reshard_after_forward)
+        fully_shard(block, mesh=mesh, mp_policy=mp, reshard_after_forward=reshard and i < last)
+    fully_shard([model.norm, model.output], mesh=mesh, mp_policy=mp, reshard_after_forward=False)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
 
 
 def build_model(cfg: TrainConfig, rt: Runtime) -> Transformer:
@@ -142,9 +198,9 @@ def build_model(cfg: TrainConfig, rt: Runtime) -> Transformer:
     apply_activation_checkpointing(model, cfg.activation_checkpointing)
     if use_compile(cfg, rt.device):
         for block in model.layers:
-            block.compile()
+            block.compile(fullgraph=True)     # a graph break is an error, not a silent slowdown
     if rt.distributed:
-        apply_fsdp(model, rt, use_bf16(cfg, rt.device), cfg.reshard_after_forward)
+        apply_fsdp(model, cfg, data_parallel_mesh(cfg, rt), use_bf16(cfg, rt.device))
     model.to_empty(device=rt.device)
     init_weights(model, cfg)
     model.train()

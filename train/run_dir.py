@@ -4,7 +4,9 @@ or resuming a run in it.
 
 A new run refuses a directory that already holds checkpoints, and any non-empty directory that is not a
 run directory; a resumed run must keep the fields that fix what its checkpoints mean (model shape,
-context, batch, seed) and read the same dataset. The run directory never overlaps the dataset, and one
+context, batch, seed) and read the same dataset, and keeps its learning-rate schedule unless a change is
+allowed (`--allow-schedule-change`); `--resume auto` starts afresh or resumes, as the directory calls for.
+The run directory never overlaps the dataset, and one
 run at a time holds it (`hold_run_dir`: the lease of `pipeline.runtime.guard`, taken by the first process).
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pipeline.runtime.guard import (LEASE, SETTINGS_FILE, acquire_lease, check_n
                                     settings_for, write_atomically)
 from tokenizer.shard_format import TokenDataset
 from train.checkpoint import latest_checkpoint, list_checkpoints, write_json_atomic
-from train.config import FROZEN_ON_RESUME, TrainConfig
+from train.config import FROZEN_ON_RESUME, SCHEDULE_FIELDS, TrainConfig
 
 
 IMPORTED = "imported_from"      # run.json: the Hugging Face checkpoint a run was imported from
@@ -52,27 +54,57 @@ def check_resume_compatible(saved: TrainConfig, cfg: TrainConfig) -> None:
                          ": these fix what the checkpoint means; start a new run instead")
 
 
-def prepare_run_dir(cfg: TrainConfig, output: str, dataset: TokenDataset, resume: bool, is_main: bool) -> str | None:
-    """Check that the run may start (or resume) here and write config.json and run.json; return the
-    checkpoint to resume from."""
+def schedule_changes(saved: TrainConfig, cfg: TrainConfig) -> list[str]:
+    """The learning-rate schedule fields a resume would change, as "field old -> new"."""
+    return [f"{k} {getattr(saved, k)} -> {getattr(cfg, k)}" for k in SCHEDULE_FIELDS if getattr(saved, k) != getattr(cfg, k)]
+
+
+def plan_resume(cfg: TrainConfig, output: str, resume: bool | str) -> tuple[str | None, list[str]]:
+    """Check that the run may start (or resume) here; return the checkpoint to resume from (None: a fresh
+    start) and the schedule changes resuming would make. `resume` True: there must be a checkpoint;
+    "auto": resume the newest complete one if there is one, else start afresh (the same command serves
+    the first start and every restart)."""
     ckpt_dir = os.path.join(output, "checkpoints")
     found = latest_checkpoint(ckpt_dir)
-    if resume:
-        if found is None:
-            raise FileNotFoundError(f"--resume: no complete checkpoint in {ckpt_dir}")
-        check_resume_compatible(load_run_config(output), cfg)
-    elif list_checkpoints(ckpt_dir):
-        raise ValueError(f"{output} already holds checkpoints: pass --resume to continue that run, "
-                         "or choose another --output")
+    if resume == "auto":
+        resume = found is not None
+    if not resume:
+        if list_checkpoints(ckpt_dir):
+            raise ValueError(f"{output} already holds checkpoints: pass --resume to continue that run, "
+                             "or choose another --output")
+        return None, []
+    if found is None:
+        raise FileNotFoundError(f"--resume: no complete checkpoint in {ckpt_dir}")
+    saved = load_run_config(output)
+    check_resume_compatible(saved, cfg)
+    return found[1], schedule_changes(saved, cfg)
+
+
+def refuse_schedule_change(changes: list[str]) -> None:
+    if changes:
+        raise ValueError("resuming would change the learning-rate schedule (" + ", ".join(changes) + "): pass "
+                         "--allow-schedule-change if that is meant, or resume with the run's saved values")
+
+
+def write_run_files(cfg: TrainConfig, output: str, dataset: TokenDataset, resuming: bool) -> None:
+    """config.json and run.json (process 0 only)."""
+    os.makedirs(output, exist_ok=True)
+    kept = _kept_on_resume(output) if resuming else {}
+    write_json_atomic(os.path.join(output, "config.json"), cfg.to_dict())
+    write_json_atomic(os.path.join(output, "run.json"), {
+        "data": os.path.abspath(dataset.directory), "num_tokens": dataset.num_tokens,
+        "vocab_size": dataset.vocab_size, "eos_id": dataset.eos_id, "bos_id": dataset.bos_id,
+        "tokenizer": dataset.manifest.get("tokenizer", {}), **kept})
+
+
+def prepare_run_dir(cfg: TrainConfig, output: str, dataset: TokenDataset, resume: bool | str, is_main: bool) -> str | None:
+    """Check that the run may start (or resume, with its schedule unchanged) here and write config.json and
+    run.json; return the checkpoint to resume from."""
+    found, changes = plan_resume(cfg, output, resume)
+    refuse_schedule_change(changes)
     if is_main:
-        os.makedirs(output, exist_ok=True)
-        kept = _kept_on_resume(output) if resume else {}
-        write_json_atomic(os.path.join(output, "config.json"), cfg.to_dict())
-        write_json_atomic(os.path.join(output, "run.json"), {
-            "data": os.path.abspath(dataset.directory), "num_tokens": dataset.num_tokens,
-            "vocab_size": dataset.vocab_size, "eos_id": dataset.eos_id, "bos_id": dataset.bos_id,
-            "tokenizer": dataset.manifest.get("tokenizer", {}), **kept})
-    return found[1] if resume else None
+        write_run_files(cfg, output, dataset, found is not None)
+    return found
 
 
 def _kept_on_resume(output: str) -> dict:

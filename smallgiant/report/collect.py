@@ -110,6 +110,9 @@ def _training(root: str) -> dict | None:
         return None
     steps = [r for r in _jsonl(os.path.join(root, "model", "metrics.jsonl")) if r.get("kind") == "step"]
     curve = [{"step": r["step"], "loss": r["loss"], "tokens_per_s": r["tokens_per_s"]} for r in steps]
+    val = [r for r in _jsonl(os.path.join(root, "model", "metrics.jsonl")) if r.get("kind") == "val"]
+    val_curves = {source: [{"step": r["step"], "loss": r["loss"][source]} for r in val if source in r["loss"]]
+                  for source in sorted({s for r in val for s in r["loss"]})}
     return {"config": config["name"], "parameters": summary["parameters"], "steps": summary["steps"],
             "tokens": summary["tokens"], "vocab_size": config["vocab_size"], "seq_len": config["seq_len"],
             "dim": config["dim"], "n_layers": config["n_layers"], "lr": config["lr"],
@@ -117,7 +120,7 @@ def _training(root: str) -> dict | None:
             "recent_loss": _mean([p["loss"] for p in curve[-RECENT:]]), "recent_steps": len(curve[-RECENT:]),
             "final_loss": summary["final_loss"], "train_seconds": summary["train_seconds"],
             "tokens_per_second": summary["tokens"] / summary["train_seconds"] if summary["train_seconds"] else None,
-            "curve": curve}
+            "curve": curve, "val_curves": val_curves}
 
 
 def _mean(xs: list[float]) -> float | None:

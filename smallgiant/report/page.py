@@ -128,13 +128,22 @@ def _training_html(r: dict) -> str:
     t, g = r["training"], r["generation"]
     if t is None:
         return _missing("the training stage")
-    out = (_img(plot_loss(t), "training loss against step")
+    val = t.get("val_curves") or {}
+    out = (_img(plot_loss(t), "training and validation loss against step")
+           + ("<p class='note'>Training loss: the mean over each logged step's own batch, the documents the model is "
+              "learning from. Validation loss (one curve per source): the mean over held-out documents of that "
+              "source, which the shard job set aside and training never reads: a gap between the two is "
+              "over-fitting.</p>" if val else "<p class='note'>No validation loss: the shards hold no held-out "
+              "documents (val/).</p>")
            + _table(["model", "parameters", "layers", "width", "context", "vocabulary", "steps", "tokens",
                      "first loss", "recent loss", "final loss", "tokens/s"],
                     [[t["config"], _num(t["parameters"]), t["n_layers"], t["dim"], t["seq_len"], _num(t["vocab_size"]),
                       t["steps"], _num(t["tokens"]), _num(t["first_loss"], 3), _num(t["recent_loss"], 3),
                       _num(t["final_loss"], 3),
                       _num(t["tokens_per_second"])]]))
+    if val:
+        out += _table(["source", "validation loss, first", "last", "at step"],
+                      [[s, _num(p[0]["loss"], 3), _num(p[-1]["loss"], 3), p[-1]["step"]] for s, p in val.items() if p])
     if g:
         out += (f"<h3>Sample</h3><p class='note'>checkpoint of step {g['checkpoint_step']}, temperature "
                 f"{g['temperature']}, {g['new_tokens']} new tokens</p><pre>{_esc(g['text'])}</pre>")

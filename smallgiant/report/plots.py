@@ -110,7 +110,10 @@ def plot_loss(training: dict) -> str:
     fig, axes = _figure(6.5, 3.0)
     ax = axes[0, 0]
     curve = training["curve"]
-    ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], marker=".", label="training loss")
+    ax.plot([p["step"] for p in curve], [p["loss"] for p in curve], marker=".", label="training loss (its batch)")
+    for source, points in training.get("val_curves", {}).items():
+        ax.plot([p["step"] for p in points], [p["loss"] for p in points], marker="x", linestyle="--",
+                label=f"validation loss, {source} (held-out documents)")
     ax.axhline(training["uniform_loss"], color="grey", linestyle=":",
                label=f"uniform guess ln {training['vocab_size']}")
     ax.set_xlabel("step")
