@@ -140,11 +140,12 @@ def test_resume_continues_as_a_fresh_adamw(source, tmp_path):
     import_hf(source["single"], run, source["data"], overrides=TRAINING)
     cfg = load_run_config(run)
     model = our_model(run).train()
-    loader = SequenceLoader(TokenDataset(source["data"]), cfg.seq_len, cfg.global_batch_sequences, cfg.micro_batch_size)
+    loader = SequenceLoader(TokenDataset(source["data"]), cfg.seq_len, cfg.global_batch_sequences, cfg.micro_batch_size,
+                            shuffle_seed=cfg.seed)   # the order the trainer reads
     fresh = StepRunner(model, build_optimizer(model, cfg, torch.device("cpu")), loader, cfg,
                        Runtime(0, 1, 0, torch.device("cpu")))
     expected = [fresh(step)[1] for step in range(2)]
-    inputs, targets = SequenceLoader(TokenDataset(source["data"]), SEQ, 4, 4).batch(0)
+    inputs, targets = SequenceLoader(TokenDataset(source["data"]), SEQ, 4, 4, shuffle_seed=cfg.seed).batch(0)
     with torch.no_grad():
         hf_loss = F.cross_entropy(source["model"](inputs).logits.flatten(0, 1), targets.flatten()).item()
 

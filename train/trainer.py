@@ -229,7 +229,7 @@ class Run:
         self.model = build_model(cfg, rt)
         self.optimizer = build_optimizer(self.model, cfg, rt.device)
         self.loader = SequenceLoader(dataset, cfg.seq_len, cfg.global_batch_sequences, cfg.micro_batch_size,
-                                     rt.rank, rt.world_size, rt.device)
+                                     rt.rank, rt.world_size, rt.device, shuffle_seed=cfg.seed)
         asynchronous = cfg.async_checkpoint == "on" or (cfg.async_checkpoint == "auto" and rt.distributed)
         self.checkpointer = Checkpointer(os.path.join(output, "checkpoints"), cfg.keep_checkpoints, rt, asynchronous)
         # the step-boundary flags travel on CPU: no device sync, and never on the group async saves use
