@@ -174,6 +174,51 @@ def _demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     return run_demo(args.output, beam_args, force=args.force, overwrite=args.overwrite)
 
 
+def _plan(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from smallgiant.plan import TrainingOptions, format_plan, make_plan, write_json
+    from tokenizer.manifest import load_manifest
+    from tokenizer.plan import Prices
+    opts = TrainingOptions(model=args.model, gpu=args.gpu, gpus=args.gpus, tokens=args.train_tokens,
+                           tokens_per_second_per_gpu=args.tokens_per_second_per_gpu, mfu=args.mfu, pue=args.pue,
+                           kg_per_kwh=args.carbon_kg_per_kwh, gpu_hour_usd=args.gpu_hour_usd)
+    prices = Prices(vcpu_hour=args.vcpu_hour_usd, gb_hour=args.gb_hour_usd, shuffle_gb=args.shuffle_gb_usd)
+    plan = make_plan(load_manifest(args.manifest), opts, prices)
+    print(format_plan(plan))
+    if args.json:
+        write_json(args.json, plan)
+    return 0
+
+
+def _add_plan(jobs) -> None:
+    from pipeline.argtypes import non_negative_float
+    from smallgiant.plan import GPUS
+    from tokenizer.plan import Prices
+    from train.config import PRESET_GPUS
+    p = jobs.add_parser("plan", help="core-hours, GPU-hours, energy and carbon of the whole build, before it runs",
+                        description="Price every stage: each source's curation, classifier and perplexity "
+                                    "scoring, tokenization and shards, and training, each line saying whether its "
+                                    "throughput was measured here (benchmarks/RESULTS.md) or assumed.")
+    p.add_argument("--manifest", required=True, help="a data manifest with each source's disk size")
+    p.add_argument("--model", choices=sorted(PRESET_GPUS), default="7b", help="paper preset (default 7b)")
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument("--tokens-per-second-per-gpu", type=positive_float, help="training throughput per GPU")
+    speed.add_argument("--mfu", type=float_in(0, 1, low_open=True), help="model FLOPs utilisation (default: "
+                                                                         "the paper's 65B run, 0.495)")
+    p.add_argument("--gpu", choices=sorted(GPUS), default="a100-80gb")
+    p.add_argument("--gpus", type=positive_int, help="GPUs training at once (default: the preset's cluster)")
+    p.add_argument("--train-tokens", type=positive_int, help="training tokens (default: the manifest's total)")
+    p.add_argument("--pue", type=float_in(1), default=1.1, help="data centre PUE (paper: 1.1)")
+    p.add_argument("--carbon-kg-per-kwh", type=non_negative_float, default=0.385, help="paper: 0.385 (US mean)")
+    p.add_argument("--gpu-hour-usd", type=non_negative_float, help="GPU-hour price (default: GPU-hours unpriced)")
+    prices = Prices()
+    for option, default, what in (("--vcpu-hour-usd", prices.vcpu_hour, "vCPU-hour price"),
+                                  ("--gb-hour-usd", prices.gb_hour, "memory GB-hour price"),
+                                  ("--shuffle-gb-usd", prices.shuffle_gb, "shuffle price per GB")):
+        p.add_argument(option, type=non_negative_float, default=default, help=f"Dataflow {what}")
+    p.add_argument("--json", help="also write the plan here (a new file, or an earlier plan of this command)")
+    p.set_defaults(func=_plan, beam=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smallgiant", description="LLaMA-1's pretraining recipe end to end: curation, classifier, "
@@ -198,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from train.cli import add_parser as add_train
     add_train(jobs)
+    _add_plan(jobs)
 
     demo = jobs.add_parser("demo", help="run the end-to-end demo on the embedded samples",
                            description="Every stage in order on the embedded samples: curation of the seven "
