@@ -163,7 +163,7 @@ class Demo:
         return {"items": s["tokens_encoded"], "unit": "tokens", "shards": s["shards"]}
 
     def make_plan(self) -> dict:
-        from pipeline.runtime.output import write_atomically
+        from pipeline.runtime.guard import write_atomically
         from tokenizer.plan import format_plan, make_plan
         plan = make_plan(demo_manifest(self.root, self.sources), self.path("tokenizer"))
         os.makedirs(self.path("plan"), exist_ok=True)
@@ -183,7 +183,7 @@ class Demo:
         return {"items": summary["tokens"], "unit": "tokens", "final_loss": summary["final_loss"]}
 
     def generate(self) -> dict:
-        from pipeline.runtime.output import write_atomically
+        from pipeline.runtime.guard import write_atomically
         from train.generate import Generator
         gen = Generator.from_run(self.path("model"), self.path("tokenizer"))
         out = gen.generate(PROMPT, **GENERATION)

@@ -163,6 +163,17 @@ def test_another_jobs_output_is_refused(tmp_path, crawl, capsys):
     assert tree(tmp_path) == before
 
 
+def test_a_marker_that_names_files_outside_the_output_is_refused(tmp_path, crawl, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "precious.txt").write_text("not the job's")
+    (out / MARKER).write_text(json.dumps({"job": "pipeline cc", "files": ["../precious.txt"]}))
+    before = tree(tmp_path)
+    assert cc(crawl / "a.warc.wet.gz", out) == 2
+    assert "'../precious.txt', which is no file inside the output" in capsys.readouterr().err
+    assert tree(tmp_path) == before
+
+
 def test_a_failed_first_run_leaves_no_output(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(RuntimeError):

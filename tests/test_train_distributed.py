@@ -12,7 +12,6 @@ import torch
 
 from helpers import checkpoint_weights, run_losses
 from train.config import apply_overrides, preset
-from train.model import Transformer
 from train.synthetic import write_markov_dataset
 from train.trainer import train
 

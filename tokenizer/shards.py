@@ -29,7 +29,7 @@ from pipeline.model_files import ModelFile
 from pipeline.runtime import output
 from pipeline.runtime.counters import inc, timed
 from pipeline.runtime.funnel import counters_of
-from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
+from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output, write_atomically
 from pipeline.runtime.progress import Progress
 from pipeline.runtime.runner import local_cores, make_pipeline, pipeline_options
 from tokenizer import mixture, shard_format
@@ -227,7 +227,7 @@ class WriteShard(beam.DoFn):
 
 
 def _write_json(path: str, data: Any) -> None:
-    output.write_atomically(path, json.dumps(data, indent=1, sort_keys=True, default=_plain).encode())
+    write_atomically(path, json.dumps(data, indent=1, sort_keys=True, default=_plain).encode())
 
 
 def _plain(obj):
@@ -304,7 +304,7 @@ class WriteValidation(beam.DoFn):
                                            open_write=FileSystems.create)
                   for i, (toks, starts, srcs) in enumerate(pieces)]
         shard_format.write_manifest(directory, shards, {**self.header, "split": "validation", "source": source},
-                                    output.write_atomically)
+                                    write_atomically)
         inc(f"validation.{source}.documents", len(ordered))
         yield source, len(ordered)
 

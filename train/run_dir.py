@@ -121,7 +121,7 @@ def record_import(output: str, source: dict) -> None:
 
 
 RUN_FILES = {"config.json", "run.json", "checkpoints", "metrics.jsonl", "summary.json", "tensorboard", LEASE,
-             SETTINGS_FILE}
+             SETTINGS_FILE, "tokenizer"}     # tokenizer/: the copy an imported run carries
 
 
 @contextlib.contextmanager

@@ -30,12 +30,13 @@ import fnmatch
 import json
 import logging
 import os
-import posixpath
 import shutil
 import socket
 import time
 import uuid
 from typing import Iterable
+
+from pipeline.inputs import join
 
 MARKER = ".smallgiant-output.json"
 LEASE = ".smallgiant-lease.json"
@@ -52,13 +53,6 @@ class OutputError(ValueError):
 
 def _remote(path: str) -> bool:
     return "://" in path
-
-
-def join(*parts: str) -> str:
-    if _remote(parts[0]):
-        from apache_beam.io.filesystems import FileSystems
-        return FileSystems.join(*parts)
-    return os.path.join(*parts)
 
 
 # --- file operations on local disk or a Beam filesystem -------------------------------------------
@@ -116,6 +110,7 @@ def write_atomically(path: str, data: bytes) -> None:
 
 
 def delete_files(paths: list[str]) -> None:
+    """Remove these files (never a directory: a job lists the files it wrote, one by one)."""
     if not paths:
         return
     if _remote(paths[0]):
@@ -125,9 +120,7 @@ def delete_files(paths: list[str]) -> None:
             FileSystems.delete(present)
         return
     for p in paths:
-        if os.path.isdir(p) and not os.path.islink(p):
-            shutil.rmtree(p)
-        elif os.path.lexists(p):
+        if os.path.lexists(p) and (os.path.islink(p) or not os.path.isdir(p)):
             os.remove(p)
 
 
@@ -307,6 +300,13 @@ def settings_for(output: str) -> bytes | None:
 
 # --- the claim ------------------------------------------------------------------------------------
 
+def _names_a_file_inside(rel) -> bool:
+    """A marker entry names a file below the output: relative, without `..`, not the marker or lease."""
+    parts = rel.split("/") if isinstance(rel, str) else []
+    return bool(parts) and not rel.startswith("/") and "\\" not in rel and ":" not in parts[0] \
+        and all(p not in ("", ".", "..") for p in parts) and rel not in (MARKER, LEASE)
+
+
 def _top(rel: str) -> str:
     return rel.split("/", 1)[0]
 
@@ -371,6 +371,9 @@ class OutputClaim:
             marker = json.loads(read_bytes(path))
             if not isinstance(marker.get("files"), list):
                 raise ValueError("no file list")
+            outside = [f for f in marker["files"] if not _names_a_file_inside(f)]
+            if outside:
+                raise ValueError(f"it lists {outside[0]!r}, which is no file inside the output")
             return marker
         except ValueError as exc:
             raise OutputError(f"{path} is not a smallgiant output marker ({exc}); remove it or choose "

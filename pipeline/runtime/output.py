@@ -15,7 +15,6 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.runtime.counters import timed
 from pipeline.inputs import join
-from pipeline.runtime.guard import STAGING, write_atomically  # noqa: F401  (jobs' one import)
 
 ROW_GROUP = 10_000
 

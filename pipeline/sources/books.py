@@ -113,7 +113,6 @@ class BooksSource(Source):
         return expand_files(spec, is_book, max_files, what="book")
 
     def read(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
-        from pipeline.inputs import open_stream
         kind = _kind(path)
         if kind is None:
             yield DeadLetter(path, -1, "not a book file: .txt, .jsonl or an archive of .txt files (optionally "
