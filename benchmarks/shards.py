@@ -8,11 +8,16 @@ The WET file's records become one source of documents (Parquet in the document s
 --tokenizer, a 32k SentencePiece BPE with LLaMA-1's settings is trained on a 20 MB sample first (its time
 is printed). Bare encoding runs in this process on one core; the job runs on Beam's local runner with
 --workers worker processes (default 1, so both figures are per core).
+
+On a machine shared with other work the wall-clock figures move with the load, which is printed beside
+each (the 1-minute load average, sampled before the measurement). The CPU-time figures (bare encoding's own
+CPU seconds; the job's, its worker processes included) say how much work the job adds whatever the load.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import time
@@ -23,11 +28,13 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import sentencepiece as spm  # noqa: E402
 
+from pipeline.argtypes import positive_int  # noqa: E402
 from pipeline.records import to_document  # noqa: E402
 from pipeline.schema import DOC_SCHEMA, Document  # noqa: E402
 from pipeline.warc import read_warc  # noqa: E402
 from tokenizer.manifest import load_manifest  # noqa: E402
-from tokenizer.shards import BATCH, ShardConfig, run  # noqa: E402
+from tokenizer.shard_work import BATCH  # noqa: E402
+from tokenizer.shards import ShardConfig, run  # noqa: E402
 from tokenizer.train import LLAMA_SETTINGS  # noqa: E402
 
 
@@ -68,11 +75,22 @@ def train_tokenizer(docs: list[Document], directory: str) -> float:
     return time.time() - t0
 
 
-def bare_encode(docs: list[Document], model: str, batch: int) -> tuple[int, float]:
-    """SentencePiece alone, one thread: one call per document (batch 1) or per `batch` documents."""
+def cpu_seconds() -> float:
+    """User and system CPU time of this process and of its finished child processes."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.2f}"
+
+
+def bare_encode(docs: list[Document], model: str, batch: int) -> tuple[int, float, float]:
+    """SentencePiece alone, one thread: one call per document (batch 1) or per `batch` documents;
+    (tokens, wall seconds, CPU seconds)."""
     sp = spm.SentencePieceProcessor(model_file=model)
     texts = [d.text for d in docs]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tokens = 0
     if batch == 1:
         for t in texts:
@@ -80,7 +98,7 @@ def bare_encode(docs: list[Document], model: str, batch: int) -> tuple[int, floa
     else:
         for i in range(0, len(texts), batch):
             tokens += sum(len(ids) + 1 for ids in sp.encode(texts[i:i + batch], num_threads=1))
-    return tokens, time.perf_counter() - t0
+    return tokens, time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> int:
@@ -88,8 +106,8 @@ def main() -> int:
     ap.add_argument("wet")
     ap.add_argument("--tokenizer")
     ap.add_argument("--work", default="/tmp/shards_bench")
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--max-docs", type=int)
+    ap.add_argument("--workers", type=positive_int, default=1)
+    ap.add_argument("--max-docs", type=positive_int)
     args = ap.parse_args()
     shutil.rmtree(os.path.join(args.work, "out"), ignore_errors=True)
     docs = read_documents(args.wet, args.max_docs)
@@ -101,14 +119,15 @@ def main() -> int:
         tok = os.path.join(args.work, "tokenizer")
         print(f"SentencePiece BPE 32k, LLaMA settings, 20 MB sample, {os.cpu_count()} threads: "
               f"trained in {train_tokenizer(docs, tok):.1f} s")
-    rates = {}
+    rates, cpu_rates = {}, {}
     for batch in (1, BATCH):
-        tokens, seconds = bare_encode(docs, os.path.join(tok, "tokenizer.model"), batch)
-        rates[batch] = tokens / seconds
+        before = load()
+        tokens, seconds, cpu = bare_encode(docs, os.path.join(tok, "tokenizer.model"), batch)
+        rates[batch], cpu_rates[batch] = tokens / seconds, tokens / cpu
         print(f"bare SentencePiece encode, {'one document per call' if batch == 1 else f'{batch} documents per call'}"
-              f" (1 core): {tokens:,} tokens in {seconds:.1f} s = {rates[batch]:,.0f} tokens/s, "
-              f"{text_bytes / tokens:.3f} bytes/token")
-    bare = max(rates.values())
+              f" (1 core, {before}): {tokens:,} tokens in {seconds:.1f} s = {rates[batch]:,.0f} tokens/s "
+              f"({cpu_rates[batch]:,.0f} per CPU second), {text_bytes / tokens:.3f} bytes/token")
+    bare, bare_cpu = max(rates.values()), max(cpu_rates.values())
     manifest = os.path.join(args.work, "bench.yaml")
     with open(manifest, "w") as f:
         f.write("name: bench\nshard_tokens: 16777216\nsources:\n"
@@ -116,11 +135,16 @@ def main() -> int:
     cfg = ShardConfig(load_manifest(manifest), tok, os.path.join(args.work, "out"))
     beam_args = [f"--direct_num_workers={args.workers}",
                  f"--direct_running_mode={'multi_processing' if args.workers > 1 else 'in_memory'}"]
+    before, c0 = load(), cpu_seconds()
     summary = run(cfg, beam_args)
+    cpu = cpu_seconds() - c0
     per_core = summary["tokens_encoded"] / summary["wall_seconds"] / args.workers
-    print(f"shard job ({args.workers} worker{'s' if args.workers > 1 else ''}): {summary['tokens_encoded']:,} tokens "
-          f"in {summary['wall_seconds']:.1f} s = {per_core:,.0f} tokens/s per core = {per_core / bare:.1%} of the faster "
-          f"bare encoding ({per_core / rates[1]:.1%} of one call per document); {summary['shards']} shards")
+    per_cpu = summary["tokens_encoded"] / cpu
+    print(f"shard job ({args.workers} worker{'s' if args.workers > 1 else ''}, {before}): {summary['tokens_encoded']:,} "
+          f"tokens in {summary['wall_seconds']:.1f} s = {per_core:,.0f} tokens/s per core = {per_core / bare:.1%} of the "
+          f"faster bare encoding ({per_core / rates[1]:.1%} of one call per document); {summary['shards']} shards")
+    print(f"shard job CPU time (workers included): {cpu:.1f} s = {per_cpu:,.0f} tokens per CPU second = "
+          f"{per_cpu / bare_cpu:.1%} of the faster bare encoding's")
     return 0
 
 

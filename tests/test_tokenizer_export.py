@@ -110,26 +110,6 @@ def test_the_trainer_reads_uint32_tokens(tmp_path):
     assert targets[1].tolist() == stream[9:17].tolist()
 
 
-def test_the_shard_jobs_cut_and_write_steps_keep_uint32_ids(tmp_path):
-    pytest.importorskip("apache_beam")
-    from tokenizer.shard_format import WIDE_TOKEN_DTYPE, write_manifest
-    from tokenizer.shards import CutBucket, WriteShard
-    docs = [d for _, d in _documents(LARGE_VOCAB, [12, 25, 3], seed=4)]
-    copies = [(i / 10, "web", f"doc{i}", 0, d.astype(WIDE_TOKEN_DTYPE).tobytes()) for i, d in enumerate(docs)]
-    by_shard: dict[int, list] = {}
-    for shard, piece in CutBucket(WIDE_TOKEN_DTYPE).process((0, copies), {0: 0}, {"shard_tokens": 16}):
-        by_shard.setdefault(shard, []).append(piece)
-    for shard, pieces in by_shard.items():
-        list(WriteShard(str(tmp_path), "", WIDE_TOKEN_DTYPE).process((shard, pieces)))
-    metas = [json.loads((tmp_path / f"shard-{i:05d}.json").read_text()) for i in sorted(by_shard)]
-    write_manifest(str(tmp_path), metas, {"vocab_size": LARGE_VOCAB, "eos_id": EOS, "bos_id": 1})
-    ds = TokenDataset(str(tmp_path))
-    assert [d.tolist() for d in ds.documents()] == [d.tolist() for d in docs]
-    assert ds.manifest["source_tokens"] == {"web": sum(len(d) for d in docs)}
-
-
-# --- Megatron-LM ----------------------------------------------------------------------------------
-
 def _read_megatron(prefix: str) -> dict:
     """Megatron-LM's indexed dataset read from its layout (megatron/core/datasets/indexed_dataset.py)."""
     idx = open(prefix + ".idx", "rb").read()

@@ -9,6 +9,7 @@
 - mixture: how many tokens each source contributes and how often each document repeats
 - shard_format: the token shard format, its writer and the trainer's reader
 - shards, shards_cli: `smallgiant tokenizer shards`, the Beam job that writes the shards
+- shard_work: the shard job's work area: each row group's tokens encoded once, read back by reference
 - shards_report: realised vs target shares and epochs, and the job's printed summary
 - plan: `shards --plan`, the size and cost of a build before tokenizing everything
 """
