@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from train.cli import add_parser as add_train
     add_train(jobs)
+    from train.evaluation.cli import add_parser as add_eval
+    add_eval(jobs)
     _add_plan(jobs)
 
     demo = jobs.add_parser("demo", help="run the end-to-end demo on the embedded samples",

@@ -52,6 +52,8 @@ LIMITS: dict[str, Range] = {
     "checkpoint_every_s": Range(0),
     "val_every": Range(0),
     "val_tokens": Range(1),
+    "eval_every": Range(0),
+    "eval_limit": Range(0),
 }
 
 
@@ -117,6 +119,11 @@ class TrainConfig:
     async_checkpoint: str = "auto"          # auto: on with more than one process (DCP async_save)
     val_every: int = 500                    # validation loss every N steps, when there is held-out data (0: off)
     val_tokens: int = 65536                 # tokens evaluated per validation source
+    # benchmarks during training (train/evaluation/in_loop.py)
+    eval_tasks: str = ""                    # comma-separated task names (train/evaluation/tasks.py)
+    eval_every: int = 0                     # score them every N steps (0: off)
+    eval_data_dir: str = ""                 # the tasks' files, in their published layouts
+    eval_limit: int = 200                   # the first N examples of each task (0: all)
 
     @property
     def head_dim(self) -> int:
@@ -170,9 +177,19 @@ class TrainConfig:
             (self.attention_backend in ATTENTION_BACKENDS, f"attention_backend must be one of {ATTENTION_BACKENDS}"),
             (self.async_checkpoint in SWITCHES, f"async_checkpoint must be one of {SWITCHES}"),
         ]
-        for ok, message in checks:
+        for ok, message in checks + self._eval_checks():
             if not ok:
                 raise ValueError(f"config {self.name}: {message}")
+
+    def _eval_checks(self) -> list[tuple[bool, str]]:
+        if not self.eval_every:
+            return []
+        from train.evaluation.tasks import parse_task_list
+        try:
+            parse_task_list(self.eval_tasks)
+        except ValueError as exc:
+            return [(False, f"eval_tasks: {exc}")]
+        return [(bool(self.eval_data_dir), "eval_every needs eval_data_dir (the tasks' files)")]
 
     def resolved(self, data_vocab_size: int | None = None) -> TrainConfig:
         """A copy with every derived value written out (what the run saves and reports)."""

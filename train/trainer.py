@@ -9,7 +9,8 @@ from step k repeats the uninterrupted run's losses exactly on CPU.
 At every step boundary the processes agree (one all-reduce of two flags over a gloo group) on whether to
 stop (SIGTERM or SIGUSR1 reached any of them: save, then exit 0) and whether a time-based checkpoint is
 due. Every `val_every` steps each process evaluates its slice of the held-out documents of every source
-(`<data>/val/<source>/`, written by the shard job, or `--val-data`) and the sums are all-reduced. A
+(`<data>/val/<source>/`, written by the shard job, or `--val-data`) and the sums are all-reduced; every
+`eval_every` steps the benchmarks of `eval_tasks` are scored (train/evaluation/in_loop.py). A
 failing process leaves the process group without a barrier, so torchrun stops the whole job at once.
 """
 from __future__ import annotations
@@ -242,6 +243,7 @@ class Run:
         if rt.is_main:
             write_run_files(cfg, output, dataset, resume_from is not None)
         self.validation = Validation.find(val_data, dataset, cfg, rt) if cfg.val_every else None
+        self.task_eval = self._task_eval(dataset) if cfg.eval_every else None
         self.n_params = sum(p.numel() for p in self.model.parameters())
         peak, self.device_name = peak_flops(rt.device, cfg.peak_tflops)
         self.throughput = Throughput(cfg.global_batch_tokens, flops_per_token(cfg, self.n_params), peak, rt.world_size,
@@ -286,11 +288,14 @@ class Run:
                     self._account(run_step.drain(), log_last=True)
                 stopped, save_due = self._boundary_flags()
                 val_due = self.validation is not None and progress.step % cfg.val_every == 0
+                eval_due = self.task_eval is not None and progress.step % cfg.eval_every == 0
                 save_due = progress.step % cfg.checkpoint_every == 0 or progress.step == end or save_due or stopped
-                if val_due or save_due:
+                if val_due or eval_due or save_due:
                     self._account(run_step.drain(), log_last=False)
                 if val_due:
                     self._validate()
+                if eval_due:
+                    self._evaluate_tasks()
                 if save_due:
                     self._save()
                 if stopped:
@@ -330,6 +335,20 @@ class Run:
     def _validate(self) -> None:
         losses, sequences = self.validation.evaluate(self.model)
         self.metrics.validation({"kind": "val", "step": self.progress.step, "loss": losses, "sequences": sequences})
+
+    def _task_eval(self, dataset: TokenDataset):
+        from train.evaluation.in_loop import InLoopEval
+        bf16 = use_bf16(self.cfg, self.rt.device)
+        autocast = (lambda: torch.autocast(self.rt.device.type, dtype=torch.bfloat16)) if bf16 else None
+        return InLoopEval.from_config(self.cfg, dataset, self.rt.device, autocast, self.rt.distributed)
+
+    def _evaluate_tasks(self) -> None:
+        results = self.task_eval.run(self.model)
+        self.metrics.event({"kind": "eval", "step": self.progress.step, "tasks": results,
+                            "accuracy": {name: r["accuracy"] for name, r in results.items()}})
+        if self.rt.is_main:
+            scores = ", ".join(f"{name} {100 * r['accuracy']:.1f}% of {r['n']}" for name, r in results.items())
+            print(f"step {self.progress.step}: benchmarks {scores}", flush=True)
 
     def _skipped(self, step: int, loss: float, grad_norm: float) -> None:
         p = self.progress
