@@ -28,11 +28,10 @@ from apache_beam.io.filesystems import FileSystems
 
 from classifier.urls import normalize_url
 from classifier.wikidump import reference_urls
-from pipeline.cc import read
+from pipeline.readers.crawl import read_crawl
 from pipeline.runtime import output
 from pipeline.runtime.counters import inc
-from pipeline.runtime.funnel import counters_of
-from pipeline.runtime.runner import make_pipeline, pipeline_options
+from pipeline.runtime.runner import pipeline_options, run_graph
 from pipeline.doc_files import iter_rows, local_files
 from pipeline.inputs import expand_inputs, open_stream, spec_items
 from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
@@ -189,6 +188,22 @@ class _WriteSplit(beam.DoFn):
         yield split
 
 
+class _ReadCrawl(beam.DoFn):
+    """(file index, path) -> (key, page); dead letters tagged "dead"."""
+
+    def process(self, item):
+        index, path = item
+        for seq, rec in enumerate(read_crawl(path, 8 << 20), 1):
+            inc("read.records")
+            key = output.doc_key(index, seq)
+            if isinstance(rec, DeadLetter):
+                inc("read.dead_letters")
+                yield beam.pvalue.TaggedOutput("dead", (key, rec))
+            else:
+                inc("read.docs_out")
+                yield key, rec
+
+
 def _read_ready(path_and_label):
     path, label = path_and_label
     for i, row in enumerate(iter_rows(path)):
@@ -206,12 +221,11 @@ def build(p: beam.Pipeline, cfg: DatasetConfig, staging: str) -> None:
         refs = cited.urls | "Distinct URLs" >> beam.Distinct() | "Cited" >> beam.Map(lambda k: (k, True))
         files = expand_inputs(cfg.crawl)
         crawl = (p | "Crawl files" >> beam.Create(list(enumerate(files))) | "Spread" >> beam.Reshuffle()
-                 | "Read crawl" >> beam.ParDo(read.ReadRecords(8 << 20, len(files))).with_outputs(
-                     read.DEAD, main="docs"))
+                 | "Read crawl" >> beam.ParDo(_ReadCrawl()).with_outputs("dead", main="docs"))
         pages = crawl.docs | "By URL" >> beam.FlatMap(_by_url)
         examples = ({"cited": refs, "page": pages} | "Join" >> beam.CoGroupByKey()
                     | "Label" >> beam.FlatMap(_label))
-        dead = (cited.dead, crawl[read.DEAD]) | "Dead letters" >> beam.Flatten()
+        dead = (cited.dead, crawl.dead) | "Dead letters" >> beam.Flatten()
     else:
         ready = [(f, 1) for f in local_files(cfg.positives)] + [(f, 0) for f in local_files(cfg.negatives)]
         examples = p | "Ready files" >> beam.Create(ready) | "Read ready" >> beam.FlatMap(_read_ready)
@@ -247,11 +261,7 @@ def run(cfg: DatasetConfig, beam_args: list[str] | None = None, overwrite: bool 
                          overwrite, max_lease_age)
     opts = pipeline_options(beam_args or [])
     with claim as out:
-        p = make_pipeline(opts)
-        build(p, cfg, out.stage())
-        result = p.run()
-        result.wait_until_finish()
-        counts = counters_of(result)
+        counts, _ = run_graph(opts, lambda p: build(p, cfg, out.stage()))
         missing = [n for n in names if not FileSystems.exists(out.stage(n))]
         if missing:
             raise ValueError(f"the dataset has no {', '.join(sorted({m.split('.')[0] for m in missing}))} split: "

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass
 import fasttext
 import numpy as np
 
+from pipeline.runtime.guard import write_atomically
+
 log = logging.getLogger(__name__)
 
 POSITIVE_LABEL = "__label__ref"
@@ -278,11 +280,7 @@ def _atomic_write(path: str, write) -> None:
 
 
 def _write_json(path: str, obj) -> None:
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-    _atomic_write(path, write)
+    write_atomically(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def _plot_threshold(path: str, curve: list[dict], threshold: float) -> None:

@@ -10,40 +10,42 @@ import apache_beam as beam
 import pyarrow.parquet as pq
 
 from classifier.scorer import ReferenceScorer
-from pipeline.runtime import output
+from pipeline.runtime.output import RowBatches
 from pipeline.runtime.counters import inc
-from pipeline.runtime.funnel import counters_of
-from pipeline.runtime.runner import make_pipeline, pipeline_options
-from pipeline.inputs import expand_inputs, open_stream, spec_items
+from pipeline.runtime.runner import pipeline_options, run_graph
+from pipeline.inputs import expand_inputs, join, open_stream, spec_items
 from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
 from pipeline.schema import DOC_SCHEMA, Document
 
 log = logging.getLogger(__name__)
 
 
-def _read_parquet(item):
-    index, path = item
-    with open_stream(path) as f:
-        table = pq.read_table(io.BytesIO(f.read()))
-    for row_index, row in enumerate(table.to_pylist()):
-        inc("score.docs_in")
-        yield f"{index:06d}:{row_index:09d}", Document.from_row(row)
+class _ScoreFile(beam.DoFn):
+    """(file index, path) -> the file's documents with their scores, written as `docs/part-<index>.parquet`,
+    streaming by row group: documents never ride a shuffle."""
 
-
-class _Score(beam.DoFn):
-    def __init__(self, scorer: ReferenceScorer):
-        self.scorer = scorer
+    def __init__(self, scorer: ReferenceScorer, directory: str):
+        self.scorer, self.directory = scorer, directory
 
     def setup(self):
         self.scorer.load()
 
-    def process(self, kv):
-        key, doc = kv
-        doc.metadata.update(self.scorer.score(doc))
-        inc("score.docs_out")
-        if self.scorer.reject_reason(doc, doc.metadata) is None:
-            inc("score.above_threshold")
-        yield key, doc.to_row()
+    def process(self, item):
+        index, path = item
+        writer = RowBatches(join(self.directory, f"part-{index:05d}.parquet"), DOC_SCHEMA, 2000)
+        with open_stream(path) as f:
+            parquet = pq.ParquetFile(io.BytesIO(f.read()))
+        for batch in parquet.iter_batches(batch_size=512):
+            for row in batch.to_pylist():
+                inc("score.docs_in")
+                doc = Document.from_row(row)
+                doc.metadata.update(self.scorer.score(doc))
+                inc("score.docs_out")
+                if self.scorer.reject_reason(doc, doc.metadata) is None:
+                    inc("score.above_threshold")
+                writer.add(doc.to_row())
+        writer.close()
+        yield index
 
 
 def run(model_dir: str, input_glob: str, out: str, beam_args: list[str] | None = None, overwrite: bool = False,
@@ -53,15 +55,10 @@ def run(model_dir: str, input_glob: str, out: str, beam_args: list[str] | None =
                          [*files, *spec_items(input_glob), model_dir], overwrite, max_lease_age)
     scorer = ReferenceScorer(model_dir)
     with claim as claimed:
-        p = make_pipeline(pipeline_options(beam_args or []))
-        (p | "Files" >> beam.Create(list(enumerate(files))) | "Spread" >> beam.Reshuffle()
-         | "Read" >> beam.FlatMap(_read_parquet)
-         | "Score" >> beam.ParDo(_Score(scorer))
-         | "Write" >> output.WriteShards(claimed.stage("docs"), DOC_SCHEMA, len(files)))
-        result = p.run()
-        result.wait_until_finish()
+        c, _ = run_graph(pipeline_options(beam_args or []), lambda p: (
+            p | "Files" >> beam.Create(list(enumerate(files))) | "Spread" >> beam.Reshuffle()
+            | "Score files" >> beam.ParDo(_ScoreFile(scorer, claimed.stage("docs")))))
         claimed.publish(["docs"])
-        c = counters_of(result)
         summary = {"files": len(files), "documents_in": c.get("score.docs_in", 0),
                    "documents_out": c.get("score.docs_out", 0), "above_threshold": c.get("score.above_threshold", 0),
                    "threshold": scorer.threshold}

@@ -15,6 +15,7 @@ import urllib.request
 from typing import BinaryIO, Callable
 
 CC_PREFIX = "https://data.commoncrawl.org/"
+GZIP_MAGIC = b"\x1f\x8b"   # the first two bytes of every gzip member (RFC 1952)
 _GLOB_CHARS = set("*?[")
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ def _is_http(path: str) -> bool:
 
 def _is_listing(path: str) -> bool:
     return path.endswith((".paths.gz", ".paths"))
+
+
+def is_gzip(head: bytes) -> bool:
+    """Whether `head`, the first bytes of a file or stream, start a gzip member: by content, not by name."""
+    return head[:2] == GZIP_MAGIC
 
 
 def join(*parts: str) -> str:
@@ -55,7 +61,7 @@ def read_listing(path: str, prefix: str = CC_PREFIX, limit: int | None = None) -
     refuses the whole listing before the job starts, rather than being read or silently dropped."""
     with open_stream(path) as raw:
         data = raw.read()
-    if data[:2] == b"\x1f\x8b":
+    if is_gzip(data):
         data = gzip.decompress(data)
     try:
         text = data.decode("utf-8")

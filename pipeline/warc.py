@@ -38,11 +38,12 @@ import re
 import zlib
 from typing import BinaryIO, Callable, Iterator, Union
 
+from pipeline.inputs import GZIP_MAGIC, is_gzip
 from pipeline.schema import DeadLetter
 
 CHUNK = 1 << 20
 FEED_BYTES = 1 << 16     # compressed bytes handed to zlib at a time
-GZIP_MAGIC = b"\x1f\x8b\x08"
+GZIP_MEMBER_HEADER = GZIP_MAGIC + b"\x08"   # the magic and deflate, the only method: where a member can start
 MAX_HEADER_BYTES = 1 << 16
 DEFAULT_MAX_RECORD_BYTES = 8 << 20
 ABANDON_FACTOR = 8
@@ -96,11 +97,11 @@ def _gzip_events(f: BinaryIO, name: str, stalled: Callable[[], str] = lambda: ""
 
     resyncing = False
     while raw or more():
-        while len(raw) < len(GZIP_MAGIC) and more():
+        while len(raw) < len(GZIP_MEMBER_HEADER) and more():
             pass  # a read can end inside the next member's header
-        if raw[:3] != GZIP_MAGIC:
+        if raw[:3] != GZIP_MEMBER_HEADER:
             while True:  # skip bytes until something that looks like a member header
-                j = raw.find(GZIP_MAGIC, 1)
+                j = raw.find(GZIP_MEMBER_HEADER, 1)
                 if j >= 0 or not more():
                     break
             if not resyncing:
@@ -414,7 +415,7 @@ def read_warc(f: BinaryIO, name: str, max_record_bytes: int = DEFAULT_MAX_RECORD
         yield DeadLetter(name, 0, "empty file")
         return
     # a damaged first member still leaves the file gzipped: look past it for the next member header
-    gzipped = first[:2] == b"\x1f\x8b" or (not first.lstrip().startswith(b"WARC/") and GZIP_MAGIC in first)
+    gzipped = is_gzip(first) or (not first.lstrip().startswith(b"WARC/") and GZIP_MEMBER_HEADER in first)
     parser = _RecordParser(name, max_record_bytes, gzipped)
     if gzipped:
         events = _gzip_events(_Prefixed(first, f), name, parser.stalled)

@@ -24,8 +24,9 @@ import xml.etree.ElementTree as ET
 import zlib
 from typing import BinaryIO, Iterator
 
+from pipeline.inputs import is_gzip
+
 BZ2_MAGIC = b"BZh"
-GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
 MAX_PAGE_BYTES = 64 << 20    # a bigger "page" is damage (Wikipedia's largest pages are a few MB)
 MAX_HEAD_BYTES = 16 << 20    # the root tag and <siteinfo> come before the first page
@@ -176,7 +177,7 @@ def _decompressed(stream: BinaryIO):
     source = _Prefixed(head, stream)
     if head.startswith(BZ2_MAGIC):
         return bz2.BZ2File(source)   # multistream dumps too: one bz2 stream after another
-    if head.startswith(GZIP_MAGIC):
+    if is_gzip(head):
         return gzip.GzipFile(fileobj=source)
     return source
 

@@ -5,7 +5,8 @@ Stages: the samples of the crawl and of the six other sources (each written by c
 the six source jobs -> the Wikipedia-reference classifier (dataset, training) -> the perplexity models
 (an unfiltered CC pass gives the crawl sample for the cutoffs) -> the CC job with both quality scorers ->
 the tokenizer -> mixture shards from `data_manifests/demo.yaml` -> the `--plan` projection -> the tiny
-model trained on the shards on the CPU -> a sample generation -> report.json and report.html.
+model trained on the shards on the CPU -> a sample generation -> an evaluation task made from the
+held-out documents, and the model's accuracy on it -> report.json and report.html.
 
 Each stage is skipped while its outputs are up to date (`smallgiant.stages`), so a second run only
 re-renders what changed. A source whose job or sample is not part of this installation is skipped with
@@ -27,12 +28,14 @@ SOURCES = ("wikipedia", "github", "books", "arxiv", "stackexchange", "c4")
 MANIFEST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data_manifests", "demo.yaml")
 # a crawl large enough that CommonCrawl, two thirds of the mixture, holds a few hundred thousand tokens
 CRAWL_PAGES = {"en": 15000, "de": 60, "fr": 60, "es": 40}
+CRAWL_DIR = os.path.join("samples", "commoncrawl")   # beside samples/<source>, the other sources' samples
 # the samples sized so that the mixture derived from demo.yaml is a few million tokens
 SAMPLE_SIZES = {"c4": {"docs": 2400}, "github": {"files_per_repo": 60}}
 VOCAB_SIZE = 2048
 TRAIN = {"max_steps": 300, "warmup_steps": 20, "log_every": 5, "checkpoint_every": 100, "tensorboard": False,
          "device": "cpu", "compile": "off", "val_every": 25, "val_tokens": 4096}
 VALIDATION_SPLIT = {"val_share": 0.02, "val_docs": 50}    # the demo's sources are small: a larger share than the default
+EVAL_TASK = {"task": "continuation", "max_examples": 200, "seed": 0}
 PROMPT = "The engineer"
 GENERATION = {"max_new_tokens": 48, "temperature": 0.8, "top_k": 40, "seed": 0}
 
@@ -41,7 +44,7 @@ def available_sources() -> tuple[list[str], dict[str, str]]:
     """The six sources whose job and sample this installation has; the others with the reason."""
     have, missing = [], {}
     for name in SOURCES:
-        for module in (f"pipeline.sources.{name}", f"pipeline.sources.samples.{name}"):
+        for module in (f"pipeline.sources.{name}", f"smallgiant.samples.{name}"):
             try:
                 importlib.import_module(module)
             except ModuleNotFoundError as exc:
@@ -92,22 +95,22 @@ class Demo:
     # -- samples and curation ---------------------------------------------------------------------------
 
     def write_crawl(self) -> dict:
-        from pipeline.sample_crawl import write_sample
-        os.makedirs(self.path("sample_crawl"), exist_ok=True)
-        pages = write_sample(self.path("sample_crawl", "CC-SAMPLE-00000.warc.wet.gz"), pages_per_lang=CRAWL_PAGES)
-        print(f"   {len(pages)} pages in {self.path('sample_crawl')}")
+        from smallgiant.samples.crawl import write_sample
+        os.makedirs(self.path(CRAWL_DIR), exist_ok=True)
+        pages = write_sample(self.path(CRAWL_DIR, "CC-SAMPLE-00000.warc.wet.gz"), pages_per_lang=CRAWL_PAGES)
+        print(f"   {len(pages)} pages in {self.path(CRAWL_DIR)}")
         return {"pages": len(pages)}
 
     def run_source(self, name: str) -> dict:
         from pipeline.sources import source_class
         from pipeline.sources.job import run
-        sample = importlib.import_module(f"pipeline.sources.samples.{name}")
+        sample = importlib.import_module(f"smallgiant.samples.{name}")
         spec = sample.write_sample(self.path("samples", name), **SAMPLE_SIZES.get(name, {}))
         stats = run(source_class(name)(), spec, self.path(name), self.beam_args)
         return _funnel_figures(stats)
 
     def write_reference_sample(self) -> dict:
-        from classifier.sample_data import write_sample
+        from smallgiant.samples.wiki_citations import write_sample
         sample = write_sample(self.path("sample_wiki"))
         print(f"   a dump excerpt citing {len(sample.cited_urls)} URLs, a crawl of {len(sample.crawl)} pages")
         return {"cited_urls": len(sample.cited_urls), "crawl_pages": len(sample.crawl)}
@@ -126,7 +129,7 @@ class Demo:
     def run_cc(self, out: str, scorers: bool) -> dict:
         from pipeline.cc.config import CCConfig
         from pipeline.cc.job import run
-        cfg = CCConfig(input=self.path("sample_crawl", "*.warc.wet.gz"), output=self.path(out))
+        cfg = CCConfig(input=self.path(CRAWL_DIR, "*.warc.wet.gz"), output=self.path(out))
         if scorers and not self.no_perplexity:
             from pipeline.lm.scorer import PerplexityScorer
             cfg.scorers.append(PerplexityScorer(self.path("lm")))
@@ -166,6 +169,7 @@ class Demo:
         from pipeline.runtime.guard import write_atomically
         from tokenizer.plan import format_plan, make_plan
         plan = make_plan(demo_manifest(self.root, self.sources), self.path("tokenizer"))
+        plan["whole_build"] = _whole_build_plan()
         os.makedirs(self.path("plan"), exist_ok=True)
         write_atomically(self.path("plan", "plan.json"), json.dumps(plan, indent=1, sort_keys=True).encode())
         print(format_plan(plan))
@@ -191,6 +195,29 @@ class Demo:
         print(f"   {out['text']!r}")
         return {"items": out["new_tokens"], "unit": "tokens"}
 
+    def write_eval_task(self) -> dict:
+        """The continuation task from the held-out documents the shard job set aside (shards/val)."""
+        from train.evaluation.continuation import write_task
+        info = write_task(self.path("shards", "val"), self.path("tokenizer", "tokenizer.model"), self.path("eval"),
+                          EVAL_TASK["max_examples"], EVAL_TASK["seed"])
+        print(f"   {info['examples']} examples of {info['choices']} endings from held-out documents: {info['sources']}")
+        return {"items": info["examples"], "unit": "examples"}
+
+    def evaluate(self) -> dict:
+        import torch
+
+        from pipeline.runtime.guard import write_atomically
+        from train.config import preset
+        from train.evaluation.harness import evaluate, format_table, load_language_model, load_tasks
+        torch.set_num_threads(preset("tiny").cpu_threads)    # the tiny model's matrices, as in training
+        lm, info = load_language_model(self.path("model"), "cpu", tokenizer_dir=self.path("tokenizer"))
+        results = evaluate(lm, load_tasks([EVAL_TASK["task"]], self.path("eval")))
+        write_atomically(self.path("eval", "results.json"),
+                         json.dumps({"model": info, "tasks": results}, indent=1, sort_keys=True).encode())
+        print(format_table(results))
+        r = results[EVAL_TASK["task"]]
+        return {"items": r["n"], "unit": "examples", "accuracy": r["accuracy"], "chance": r["chance"]}
+
     def write_report(self) -> dict:
         from smallgiant.report import write_report
         report = write_report(self.root, ["commoncrawl", *self.sources], self.missing,
@@ -202,7 +229,7 @@ class Demo:
 
     def stages(self) -> list[Stage]:
         st = [Stage("crawl_sample", "the sample crawl (CommonCrawl WET)", self.write_crawl,
-                    ("sample_crawl",), params={"pages": CRAWL_PAGES})]
+                    (CRAWL_DIR,), params={"pages": CRAWL_PAGES})]
         for name in self.sources:
             st.append(Stage(f"source_{name}", f"{name}: sample and source job",
                             lambda name=name: self.run_source(name), (f"{name}/stats.json",)))
@@ -229,7 +256,11 @@ class Demo:
                Stage("train", "tiny model on the CPU", self.train_model, ("model/summary.json",), after=("shards",),
                      params=TRAIN),
                Stage("generate", "sample generation", self.generate, ("generation.json",), after=("train",),
-                     params={"prompt": PROMPT, **GENERATION})]
+                     params={"prompt": PROMPT, **GENERATION}),
+               Stage("eval_task", "evaluation task from held-out documents", self.write_eval_task,
+                     ("eval/continuation/continuation.jsonl",), after=("shards",), params=EVAL_TASK),
+               Stage("eval", "the model on the evaluation task", self.evaluate, ("eval/results.json",),
+                     after=("train", "eval_task"))]
         st.append(Stage("report", "report.html and report.json", self.write_report, ("report.html", "report.json"),
                         after=tuple(s.name for s in st)))
         return st
@@ -282,3 +313,12 @@ def _run_stages(demo: Demo, force: bool) -> int:
     print(f"demo finished in {time.time() - t0:.1f} s: {len(ran)} stages ran, {len(done) - len(ran)} were up to date")
     print(f"report: {demo.path('report.html')}")
     return 0
+
+
+def _whole_build_plan() -> dict | None:
+    """`smallgiant plan` for LLaMA-1 7B on the paper's manifest (in a clone: data_manifests/llama1.yaml)."""
+    from smallgiant.plan import TrainingOptions
+    from smallgiant.plan import make_plan as make_build_plan
+    from tokenizer.manifest import load_manifest
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data_manifests", "llama1.yaml")
+    return make_build_plan(load_manifest(path), TrainingOptions(model="7b")) if os.path.isfile(path) else None

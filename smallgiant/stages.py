@@ -14,6 +14,8 @@ import os
 import time
 from typing import Any, Callable
 
+from pipeline.runtime.guard import write_atomically
+
 STAMPS = ".stamps"
 
 
@@ -64,14 +66,9 @@ def stale_reason(root: str, stage: Stage) -> str | None:
 
 
 def write_stamp(root: str, stage: Stage, seconds: float, figures: dict[str, Any]) -> None:
-    path = stamp_path(root, stage.name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     data = {"stage": stage.name, "title": stage.title, "params": stage.params, "seconds": round(seconds, 2),
             "figures": figures}
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    write_atomically(stamp_path(root, stage.name), json.dumps(data, indent=1, sort_keys=True, default=str).encode())
 
 
 def run_stages(root: str, stages: list[Stage], force: bool = False, say: Callable[[str], None] = print) -> list[dict]:

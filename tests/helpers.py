@@ -10,7 +10,7 @@ import uuid
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import BeamIOError, FileMetadata, FileSystem
 
-from pipeline.sample_crawl import make_pages, wet_bytes
+from smallgiant.samples.crawl import make_pages, wet_bytes
 from pipeline.warc import warc_record_bytes
 
 LOCAL = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]

@@ -104,7 +104,7 @@ def test_keep_first_line_dedup_and_a_quality_scorer(tmp_path):
 
 def test_faults_are_dead_letters_and_counts_reconcile(tmp_path):
     """Good records in = kept + rejected; bad records = dead letters, each with file, offset, reason."""
-    from pipeline.sample_crawl import make_pages, wet_bytes
+    from smallgiant.samples.crawl import make_pages, wet_bytes
     pages = make_pages(3)
     good = wet_bytes(pages)
     text = b"A perfectly ordinary page of English text that is long enough to be kept.\n" * 10
@@ -180,7 +180,7 @@ def test_rerun_is_byte_identical_on_two_workers(tmp_path):
 
 
 def test_warc_html_is_reextracted_and_curated_like_wet(tmp_path):
-    from pipeline.sample_crawl import make_pages, warc_bytes
+    from smallgiant.samples.crawl import make_pages, warc_bytes
     pages = make_pages(0)
     write(str(tmp_path / "a.warc.gz"), warc_bytes(pages))
     stats = run(CCConfig(input=str(tmp_path / "a.warc.gz"), output=str(tmp_path / "out")), LOCAL)
@@ -198,12 +198,12 @@ def test_a_page_with_many_near_copies_keeps_one(tmp_path):
     """Paragraphs shared by three or more near-copies are long lines, never template lines, so the copies
     still match each other and one of them survives line dedup."""
     import random
-    from pipeline.sample_crawl import SamplePage, _sentence, wet_bytes
+    from smallgiant.samples.crawl import SamplePage, sentence, wet_bytes
     rng, used = random.Random(4), set()
-    shared = [" ".join(_sentence(rng, "en", used) for _ in range(4)) for _ in range(12)]
+    shared = [" ".join(sentence(rng, "en", used) for _ in range(4)) for _ in range(12)]
     pages = []
     for n in range(4):
-        own = " ".join(_sentence(rng, "en", used) for _ in range(4))
+        own = " ".join(sentence(rng, "en", used) for _ in range(4))
         pages.append(SamplePage(record_id(500 + n), f"https://site{n}.example/p", "en", "\n".join(shared + [own])))
     write(str(tmp_path / "a.warc.wet.gz"), wet_bytes(pages))
     run(CCConfig(input=str(tmp_path / "a.warc.wet.gz"), output=str(tmp_path / "out")), LOCAL)

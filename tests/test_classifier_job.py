@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from classifier.dataset import DatasetConfig, run as build_dataset
-from classifier.sample_data import write_sample
+from smallgiant.samples.wiki_citations import write_sample
 from helpers import LOCAL, read_rows
 
 SPLITS = ("train", "valid", "test")

@@ -17,7 +17,9 @@ def test_help_on_every_level(argv, capsys):
 def test_bad_options_are_clear_errors(tmp_path, capsys):
     assert main(["pipeline", "cc", "--input", str(tmp_path / "*.wet.gz"), "--output", str(tmp_path / "o")]) == 2
     assert "no file matches" in capsys.readouterr().err
-    assert main(["pipeline", "cc", "--input", "x", "--output", "o", "--minhash-threshold", "1.5"]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["pipeline", "cc", "--input", "x", "--output", "o", "--minhash-threshold", "1.5"])
+    assert exc.value.code == 2 and "--minhash-threshold" in capsys.readouterr().err
 
 
 def test_console_script_is_installed():

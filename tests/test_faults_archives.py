@@ -22,9 +22,9 @@ from pipeline.sources.arxiv import ArxivSource
 from pipeline.sources.books import BooksSource
 from pipeline.sources.c4 import C4Source
 from pipeline.sources.github import GithubSource
-from pipeline.sources.samples import github as github_sample
-from pipeline.sources.samples.stackexchange import write_7z
-from pipeline.sources.samples.wikipedia import dump_bytes, page_xml
+from smallgiant.samples import github as github_sample
+from smallgiant.samples.stackexchange import write_7z
+from smallgiant.samples.wikipedia import dump_bytes, page_xml
 from pipeline.sources.stackexchange import StackExchangeSource
 from pipeline.sources.streams import Overlong, capped_lines
 from pipeline.sources.wikipedia import WikipediaSource

@@ -201,14 +201,10 @@ def _commands(parser: argparse.ArgumentParser, name: str = "smallgiant"):
                 yield from _commands(p, f"{name} {sub}")
 
 
-# validated elsewhere: CCConfig.validate (tests/test_cli.py expects its exit code returned, not raised)
-UNCHECKED = {("smallgiant pipeline cc", "--minhash-threshold")}
-
-
 def test_no_option_takes_an_unchecked_number():
     bare = [(name, a.option_strings[0]) for name, p in _commands(build_parser()) for a in p._actions
             if a.type in (int, float) and a.option_strings]
-    assert [b for b in bare if b not in UNCHECKED] == []
+    assert bare == []
 
 
 # ---- http inputs ------------------------------------------------------------------------------------------
@@ -257,11 +253,10 @@ def test_an_unknown_host_gives_up_within_seconds(clock, monkeypatch):
 
 
 def test_a_refused_http_input_is_one_dead_letter(clock):
-    from pipeline.cc.read import ReadRecords
+    from pipeline.readers.crawl import read_crawl
     from pipeline.schema import DeadLetter
     url = _refused_url()
-    out = list(ReadRecords(1 << 20, 1).process((0, url)))
-    letters = [o.value[1] for o in out]
+    letters = list(read_crawl(url, 1 << 20))
     assert len(letters) == 1 and isinstance(letters[0], DeadLetter)
     assert letters[0].file == url and "refused" in letters[0].reason.lower()
 

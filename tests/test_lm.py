@@ -11,7 +11,7 @@ from pipeline.lm.cutoffs import compute_cutoffs
 from pipeline.lm.model import PerplexityModel, bucket, model_paths, normalize_for_lm
 from pipeline.lm.scorer import PerplexityScorer
 from pipeline.lm.train import train_language_model
-from pipeline.sample_crawl import _paragraph
+from smallgiant.samples.crawl import paragraph
 
 BOILERPLATE = ("Home | About | Contact | Archive\nWe use cookies to improve your experience. Accept all\n"
                "Share this page: Facebook Twitter Email\nSubscribe to our newsletter\nCopyright 2021. All rights reserved.")
@@ -22,10 +22,10 @@ def models(tmp_path_factory):
     """An English "Wikipedia" of generated encyclopedic paragraphs, and a model trained on it."""
     d = tmp_path_factory.mktemp("lm")
     rng, used = random.Random(0), set()
-    (d / "wiki.jsonl").write_text("".join(json.dumps({"text": _paragraph(rng, "en", used)}) + "\n"
+    (d / "wiki.jsonl").write_text("".join(json.dumps({"text": paragraph(rng, "en", used)}) + "\n"
                                           for _ in range(2000)))
     meta = train_language_model(str(d / "wiki.jsonl"), "en", str(d / "models"), vocab_size=2000)
-    held_out = [_paragraph(rng, "en", used) for _ in range(20)]
+    held_out = [paragraph(rng, "en", used) for _ in range(20)]
     return d / "models", meta, held_out, rng
 
 
@@ -97,7 +97,7 @@ def test_bad_buckets_missing_models_and_missing_cutoffs_are_clear_errors(models,
 
 def test_training_is_deterministic_and_forgets_stale_cutoffs(tmp_path):
     rng, used = random.Random(1), set()
-    (tmp_path / "wiki.txt").write_text("\n".join(_paragraph(rng, "en", used) for _ in range(300)))
+    (tmp_path / "wiki.txt").write_text("\n".join(paragraph(rng, "en", used) for _ in range(300)))
     outs = []
     for run in ("a", "b"):
         d = tmp_path / run

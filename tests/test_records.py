@@ -62,7 +62,7 @@ def test_chunked_body_and_skipped_responses():
 
 
 def test_a_record_the_converter_rejects_costs_only_that_record(tmp_path):
-    from pipeline.cc.read import DEAD, ReadRecords
+    from pipeline.readers.crawl import read_crawl
     from pipeline.warc import gzip_member, warc_record_bytes
 
     def response(n, body, extra=b""):
@@ -73,8 +73,8 @@ def test_a_record_the_converter_rejects_costs_only_that_record(tmp_path):
     bad = response(1, b"<html>\r\n<body>not chunked at all", extra=b"Transfer-Encoding: chunked\r\n")
     path = tmp_path / "a.warc.gz"
     path.write_bytes(response(0, HTML) + bad + response(2, HTML) + response(3, HTML))
-    out = list(ReadRecords(8 << 20, 1).process((0, str(path))))
-    docs = [o for o in out if not hasattr(o, "tag")]
-    dead = [o.value[1] for o in out if getattr(o, "tag", None) == DEAD]
-    assert [d.id for _, d in docs] == [record_id(0), record_id(2), record_id(3)]
+    out = list(read_crawl(str(path), 8 << 20))
+    docs = [o for o in out if not isinstance(o, DeadLetter)]
+    dead = [o for o in out if isinstance(o, DeadLetter)]
+    assert [d.id for d in docs] == [record_id(0), record_id(2), record_id(3)]
     assert len(dead) == 1 and "chunk" in dead[0].reason and dead[0].record_id == record_id(1)

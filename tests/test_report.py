@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.runtime.funnel import stage_funnel
 from smallgiant.report import SECTIONS, collect, render_html, write_report
+from smallgiant.report.plots import kept_per_language
 from smallgiant.stages import Stage, write_stamp
 
 SOURCES = ["commoncrawl", "wikipedia"]
@@ -37,6 +38,7 @@ def make_demo_dir(root) -> None:
                 "lid.rejected_bytes": 50_000, "kept.docs": 60, "kept.bytes": 134_000, "language.en": 60,
                 "language.de": 7}
     cc = {"job": "cc", **stage_funnel(counters, ["exact_dedup", "lid"], 4.0, 2)}
+    cc["languages"], cc["kept_languages"] = {"en": 83, "de": 7}, {"en": 60}   # reaching language ID; kept
     _write(root, "cc/stats.json", cc)
     wiki = {"job": "wikipedia", **stage_funnel({**counters, "language.fr": 11}, ["exact_dedup", "lid"], 2.0, 2)}
     _write(root, "wikipedia/stats.json", wiki)
@@ -87,7 +89,8 @@ def test_collect_reads_every_stage_output(tmp_path):
     cc = r["funnel"]["commoncrawl"]
     assert [s["stage"] for s in cc["stages"]] == ["read", "exact_dedup", "lid"]
     assert cc["stages"][-1]["docs_out"] == 60 and cc["stages"][-1]["bytes_out"] == 134_000
-    assert r["funnel"]["wikipedia"]["languages"]["fr"] == 11
+    assert r["funnel"]["wikipedia"]["kept_languages"]["fr"] == 11
+    assert r["funnel"]["commoncrawl"]["kept_languages"] == {"en": 60}
     assert r["classifier"]["test"]["roc_auc"] == 0.97
     assert r["tokenizer"]["sources"]["wikipedia"]["bytes_per_token"] == 3.5
     assert r["mixture"]["sources"]["commoncrawl"]["target_share"] == 0.8
@@ -110,6 +113,48 @@ def test_html_is_self_contained_and_escaped(tmp_path):
     assert "&lt;b&gt;repaired&lt;/b&gt;" in page and "<b>repaired</b>" not in page
     for sid, title in SECTIONS:
         assert f'<section id="{sid}"><h2>{title}' in page.replace("&#x27;", "'")
+
+
+def _languages_section(page: str) -> str:
+    return re.search(r'<section id="languages">(.*?)</section>', page, re.S).group(1)
+
+
+def _cc_stats(root, **languages) -> None:
+    """A CC job's stats.json: 90 documents reach language ID, 25 of them are rejected there."""
+    counters = {"read.records": 100, "read.docs_out": 100, "read.bytes_out": 300_000, "exact_dedup.rejected": 10,
+                "exact_dedup.rejected_bytes": 30_000, "lid.rejected": 25, "lid.rejected_bytes": 75_000,
+                "kept.docs": 65, "kept.bytes": 195_000}
+    _write(root, "cc/stats.json", {"job": "cc", **stage_funnel(counters, ["exact_dedup", "lid"], 1.0, 2),
+                                   **languages})
+
+
+def test_languages_count_kept_documents_and_name_the_language_id_histogram(tmp_path):
+    _cc_stats(tmp_path, languages={"en": 70, "de": 12, "fr": 8}, kept_languages={"en": 60, "de": 5})
+    wiki = {"job": "wikipedia", **stage_funnel({"read.docs_out": 9, "kept.docs": 9, "language.fr": 9}, [], 1.0, 2)}
+    _write(tmp_path, "wikipedia/stats.json", wiki)
+    r = collect(str(tmp_path), SOURCES)
+    cc = r["funnel"]["commoncrawl"]
+    assert cc["kept_languages"] == {"en": 60, "de": 5}
+    assert cc["lid_languages"] == {"en": 70, "de": 12, "fr": 8}
+    assert r["funnel"]["wikipedia"]["lid_languages"] is None    # a source's language is not language ID's
+    assert kept_per_language(r["funnel"]) == {"en": {"commoncrawl": 60}, "fr": {"wikipedia": 9},
+                                              "de": {"commoncrawl": 5}}
+    section = _languages_section(render_html(r))
+    assert "<th>documents kept</th><th>documents reaching language ID</th>" in section
+    assert "<td>commoncrawl</td><td>en 60, de 5</td><td>en 70, de 12, fr 8</td>" in section
+    assert "<td>wikipedia</td><td>fr 9</td><td></td>" in section
+    assert "data:image/png" in section and "No count of documents kept" not in section
+
+
+def test_a_cc_stats_json_without_kept_languages_is_left_out_of_the_chart(tmp_path):
+    _cc_stats(tmp_path, languages={"en": 70, "de": 20})
+    r = collect(str(tmp_path), SOURCES)
+    assert r["funnel"]["commoncrawl"]["kept_languages"] is None
+    assert kept_per_language(r["funnel"]) == {}
+    section = _languages_section(render_html(r))
+    assert "data:image/png" not in section
+    assert "No count of documents kept per language in the stats.json of commoncrawl" in section
+    assert "<td>commoncrawl</td><td></td><td>en 70, de 20</td>" in section
 
 
 def test_missing_stages_are_said_not_hidden(tmp_path):
@@ -243,3 +288,17 @@ def test_chromium_check_sees_console_errors(tmp_path):
     assert any("boom" in p for p in problems)
     assert any("undefinedFunction" in p for p in problems)
     assert any("missing.png" in p for p in problems)
+
+
+def test_the_plan_section_prices_the_whole_build_not_only_its_tokenization(tmp_path):
+    from smallgiant.demo import _whole_build_plan
+    make_demo_dir(tmp_path)
+    plan_file = tmp_path / "plan" / "plan.json"
+    plan = json.loads(plan_file.read_text())
+    whole = _whole_build_plan()
+    plan_file.write_text(json.dumps({**plan, "whole_build": whole}))
+    page = render_html(collect(str(tmp_path), SOURCES))
+    assert "1.4T tokens, tokenization only" in page and "full build" not in page
+    assert f"{whole['totals']['gpu_hours']:,.0f} GPU-hours" in page and "train 7b" in page
+    plan_file.write_text(json.dumps(plan))   # without it, the section says what is missing
+    assert "needs data_manifests/llama1.yaml" in render_html(collect(str(tmp_path), SOURCES))

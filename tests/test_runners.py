@@ -6,7 +6,8 @@ import pytest
 
 from helpers import sample_wet
 from pipeline.cc.config import CCConfig
-from pipeline.cc.job import build
+from pipeline.cc.source import CommonCrawlSource
+from pipeline.engine.job import EngineSettings, build
 from pipeline.runtime.runner import make_pipeline, pipeline_options
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,13 +21,16 @@ def test_cc_job_builds_for_dataflow(tmp_path):
         "--temp_location=gs://example-bucket/tmp", "--dry_run=True",
         f"--setup_file={os.path.join(REPO, 'pyproject.toml')}"])
     p = make_pipeline(opts)
-    build(p, CCConfig(input=wet, output="gs://example-bucket/cc-out"), [wet], "gs://example-bucket/cc-out/_staging")
+    source = CommonCrawlSource(CCConfig(input=wet, output="gs://example-bucket/cc-out"))
+    build(p, source, [wet], "gs://example-bucket/cc-out/_work", "gs://example-bucket/cc-out/_staging",
+          EngineSettings(), "fingerprint")
     result = p.run()
     job = result.job.proto
     assert job.name and job.type.name == "JOB_TYPE_BATCH"
     # every DoFn of the graph made it into the job request, pickled
     names = " ".join(t.unique_name for t in result.job.proto_pipeline.components.transforms.values())
-    for step in ("Read", "Sign", "Drop duplicates", "Remove repeated lines", "Filter", "Write Parquet"):
+    for step in ("Read", "exact_dedup: emit", "near_dedup.templates: decide", "near_dedup.bands: emit",
+                 "line_dedup: decide", "Kept ids", "Final pass"):
         assert step in names
 
 

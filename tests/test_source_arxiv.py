@@ -14,7 +14,7 @@ from pipeline.sources.arxiv import ArxivSource
 from pipeline.sources.arxiv_archive import PaperSource, arxiv_id, read_papers
 from pipeline.sources.arxiv_macros import Expander, expand_macros
 from pipeline.sources.job import run
-from pipeline.sources.samples import arxiv as sample
+from smallgiant.samples import arxiv as sample
 
 
 def expand(text: str, **limits) -> str:

@@ -19,10 +19,10 @@ from helpers import LOCAL, read_rows, source_command
 from pipeline.schema import DeadLetter, Document
 from pipeline.sources.books import BooksSource
 from pipeline.minhash import lsh_params
-from pipeline.sources.books_dedup import candidate_threshold, overlap, shingle_set
+from pipeline.dedup.books import candidate_threshold, overlap, shingle_set
 from pipeline.sources.books_gutenberg import decode_book, strip_boilerplate
 from pipeline.sources.job import run
-from pipeline.sources.samples import books as sample
+from smallgiant.samples import books as sample
 
 BODY = "CHAPTER I.\n\nIt was a quiet morning in the harbour.\n\nCHAPTER II.\n\nThe lantern was lit at dusk.\n"
 
@@ -235,11 +235,3 @@ def test_same_input_same_bytes(sample_run, tmp_path):
     run(BooksSource(), spec, str(tmp_path / "again"), LOCAL)
     one, two = sorted((root / "out/docs").iterdir()), sorted((tmp_path / "again/docs").iterdir())
     assert [p.read_bytes() for p in one] == [p.read_bytes() for p in two]
-
-
-def test_near_dedup_leaves_the_documents_it_was_given_unchanged():
-    from pipeline.sources.books_dedup import _ApplyDrops
-    book = Document("books/b", "", "books", "text", {"title": "B"})
-    (out,) = _ApplyDrops("near_dedup").process(("k2", {"doc": [book], "drop": [("k1", "books/a", 0.95)]}))
-    assert out.value[1].doc.metadata == {"title": "B", "duplicate_of": "books/a", "overlap": 0.95}
-    assert book.metadata == {"title": "B"}  # Beam's input is not changed

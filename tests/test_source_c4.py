@@ -10,7 +10,7 @@ from pipeline.schema import DeadLetter, Document
 from pipeline.sources.c4 import C4Source
 from pipeline.sources.c4_rules import count_sentences, has_curly_brace, has_lorem_ipsum, kept_lines
 from pipeline.sources.job import run
-from pipeline.sources.samples.c4 import write_sample
+from smallgiant.samples.c4 import write_sample
 from pipeline.warc import gzip_member, warc_record_bytes
 
 # ---------------------------------------------------------------- the heuristics

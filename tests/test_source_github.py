@@ -19,7 +19,7 @@ from pipeline.sources.github_code import LANGUAGES, QualityRule, language_of, st
 from pipeline.sources.github_license import is_license_file, licenses_in_text, verdict
 from pipeline.sources.github_repos import list_units
 from pipeline.sources.job import run
-from pipeline.sources.samples import github as sample
+from smallgiant.samples import github as sample
 
 
 # ---------------------------------------------------------------- license detection

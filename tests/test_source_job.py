@@ -89,14 +89,33 @@ def test_a_step_that_raises_costs_one_document(tmp_path):
     assert stats["documents_out"] == 2
 
 
-def test_exact_dedup_keeps_the_smallest_key_and_leaves_its_input_unchanged():
-    from pipeline.sources.exact_dedup import _Apply, _duplicates
-    verdicts = list(_duplicates((b"hash", [("000001:000000001", "b"), ("000000:000000001", "a"),
-                                            ("000002:000000001", "c")])))
-    assert verdicts == [("000001:000000001", "a"), ("000002:000000001", "a")]
-    first, copy = Document("a", "", "lines", "same text", {}), Document("b", "", "lines", "same text", {})
-    [kept] = _Apply("exact_dedup").process(("000000:000000001", {"doc": [first], "duplicate_of": []}))
-    [dropped] = _Apply("exact_dedup").process(("000001:000000001", {"doc": [copy], "duplicate_of": ["a"]}))
-    assert kept == ("000000:000000001", first)
-    rejected = dropped.value[1]
-    assert rejected.doc.metadata == {"duplicate_of": "a"} and copy.metadata == {}  # Beam's input is not changed
+def test_exact_dedup_decides_on_hashes_and_keys_alone():
+    import numpy as np
+
+    from pipeline.dedup.exact import ENTRY, ExactDedup
+    entries = np.array([(7, 1, 2 << 32 | 1), (7, 1, 1), (7, 1, 1 << 32 | 1), (7, 2, 5)], dtype=ENTRY)
+    entries = entries[np.lexsort((entries["key"], entries["h2"], entries["h"]))]
+    drops = ExactDedup()._decide(entries)
+    assert drops.tolist() == [(1 << 32 | 1, 1), (2 << 32 | 1, 1)]   # same (h, h2): the smallest key stays
+
+
+class CopiesSource(LineSource):
+    stages = ("comment", "strip", "length", "exact_dedup")
+
+    def dedup_steps(self):
+        from pipeline.dedup.exact import ExactDedup
+        return [ExactDedup()]
+
+
+def test_exact_dedup_across_files_and_units_names_the_first_copy(tmp_path):
+    for name, lines in (("a.txt", ["first words", "shared text", "more words"]),
+                        ("b.txt", ["shared text", "other words", "first words"])):
+        (tmp_path / name).write_text("".join(f"{line}\n" for line in lines))
+    out = tmp_path / "out"
+    stats = run(CopiesSource(), str(tmp_path / "*.txt"), str(out), LOCAL, chunk_docs=2)
+    assert sorted(r["text"] for r in _rows(out / "docs")) == ["first words", "more words", "other words",
+                                                               "shared text"]
+    rejects = {r["id"]: (r["stage"], json.loads(r["metadata"])["duplicate_of"]) for r in _rows(out / "rejects")}
+    # b.txt's line 0 is a copy of a.txt's line 1, its line 2 of a.txt's line 0 (another unit of a.txt)
+    assert rejects == {"lines/0": ("exact_dedup", "lines/1"), "lines/2": ("exact_dedup", "lines/0")}
+    assert {r["stage"]: r["docs_out"] for r in stats["stages"]}["exact_dedup"] == 4

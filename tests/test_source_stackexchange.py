@@ -3,14 +3,15 @@ import io
 import json
 import os
 
+import numpy as np
 import pytest
 
 from helpers import LOCAL, read_rows, source_command
 from pipeline.schema import DeadLetter, Document
 from pipeline.sources.job import run
-from pipeline.sources.samples import stackexchange as sample
+from smallgiant.samples import stackexchange as sample
 from pipeline.sources.stackexchange import StackExchangeSource, post_document, site_language
-from pipeline.sources.stackexchange_join import answer_order, question_document
+from pipeline.sources.stackexchange_join import ANSWER, POST, question_document, thread_links
 from pipeline.sources.stackexchange_posts import (Post, SevenZipMemberStream, open_posts, parse_tags,
                                                    read_posts, to_post)
 from pipeline.sources.stackexchange_sites import find_sites, largest_sites, site_of
@@ -33,7 +34,9 @@ def test_answers_sort_by_score_as_integers():
     answers = [post_document("s.com", to_post({"Id": str(i), "PostTypeId": "2", "ParentId": "1", "Score": s,
                                                "Body": f"score {s}"}, 0))
                for i, s in [(2, "9"), (3, "10"), (4, "-1"), (5, "0"), (6, "10")]]
-    ordered = [a for _, a in sorted(((None, a) for a in answers), key=answer_order)]
+    posts = [(7, 0, 1, 0, 1)] + [(7, k, a.metadata["post_id"], a.metadata["score"], 0) for k, a in enumerate(answers, 1)]
+    links = [link for link in thread_links(np.array(posts, dtype=POST)) if link[1] == ANSWER]
+    ordered = [answers[other - 1] for _, _, other, _ in sorted(links, key=lambda link: link[3])]
     assert [a.metadata["post_id"] for a in ordered] == [3, 6, 2, 5, 4]  # "10" before "9"; ties by id
     doc = question_document(q, ordered)
     assert doc.text.index("A: score 10") < doc.text.index("A: score 9") < doc.text.index("A: score 0")

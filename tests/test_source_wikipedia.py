@@ -11,7 +11,7 @@ import pytest
 from helpers import LOCAL, read_rows, source_command
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.job import run
-from pipeline.sources.samples.wikipedia import dump_bytes, page_xml, write_sample
+from smallgiant.samples.wikipedia import dump_bytes, page_xml, write_sample
 from pipeline.sources.wikipedia import LANGUAGES, WikipediaSource
 from pipeline.sources.wikipedia_text import wikitext_to_text
 from pipeline.wikidump import SiteInfo, is_disambiguation, read_dump

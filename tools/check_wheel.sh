@@ -35,7 +35,7 @@ owners = sorted(d.metadata["Name"] for d in importlib.metadata.distributions()
                 if any(f.parts[0] == "fasttext" for f in d.files or ()))
 assert owners == ["fasttext-numpy2-wheel"], f"the fasttext module is installed by {owners}"
 assert hasattr(fasttext, "train_supervised"), "the fasttext module cannot train"
-from pipeline.sample_crawl import write_sample  # the installed package's sample crawl generator
+from smallgiant.samples.crawl import write_sample  # the installed package's sample crawl generator
 os.makedirs("crawl")
 write_sample("crawl/CC-SAMPLE-00000.warc.wet.gz")
 EOF

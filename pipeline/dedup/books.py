@@ -22,24 +22,23 @@ it by more than the threshold; so the first book of every group of copies stays,
 works in. In a chain A ~ B ~ C where A and C are not close enough, B and C both go (each has a smaller
 neighbour) and A stays.
 
-Beam: band keys are grouped to list candidate pairs (each pair once); the two shingle sets of a pair are
-brought together by two joins keyed by book; the drops are joined back to the books. No worker holds more
-than one group and the shingle sets of the pairs it checks.
+Engine rounds: one round of band keys (hash, key) gives the candidate pairs, routed to the larger book's
+unit; the final pass reads the smaller books of its candidates from the work area and checks each pair
+exactly. No shuffle carries a book or its shingles.
 """
 from __future__ import annotations
 
 import dataclasses
 import re
 
-import apache_beam as beam
 import numpy as np
+import xxhash
 
+from pipeline.dedup.near import BAND
+from pipeline.engine.steps import Round, WholeRunStep, group_sizes, group_starts
 from pipeline.minhash import Signer, lsh_params, shingle_hashes
-from pipeline.runtime.counters import doc_bytes, inc, timed
-from pipeline.schema import Rejected
-
-REJECTED = "rejected"
-BANDS = "bands"
+from pipeline.runtime.counters import inc, timed
+from pipeline.schema import Document, Rejected
 _WORD = re.compile(r"\w+")
 
 
@@ -73,103 +72,68 @@ def overlap(a: np.ndarray, b: np.ndarray) -> float:
     return len(np.intersect1d(a, b, assume_unique=True)) / max(len(a), len(b))
 
 
-class _Sign(beam.DoFn):
-    """(key, Document) -> (key, (id, shingle bytes)); band keys tagged BANDS as (band, key)."""
-
-    def __init__(self, ngram: int, perms: int, lsh_threshold: float, stage: str):
-        self.ngram, self.perms, self.lsh_threshold, self.stage = ngram, perms, lsh_threshold, stage
-
-    def setup(self):
-        self.signer = Signer(num_perm=self.perms, ngram=self.ngram, threshold=self.lsh_threshold)
-
-    def process(self, kv):
-        key, doc = kv
-        with timed(self.stage):
-            words = content_words(doc.text)
-            shingles = shingle_hashes(words, self.ngram)
-            if not len(shingles):
-                return
-            signature = self.signer.signature(words)
-            yield key, (doc.id, shingles.astype(np.uint64).tobytes())
-            for band in self.signer.band_keys(signature):
-                yield beam.pvalue.TaggedOutput(BANDS, (band, key))
+PAIR = np.dtype([("key", "<u8"), ("smaller", "<u8")])
 
 
-def _pairs(group):
-    """(band, [key]) -> (larger key, smaller key) for every pair in the band."""
-    _, keys = group
-    keys = sorted(set(keys))
-    for j in range(1, len(keys)):
-        for i in range(j):
-            yield keys[j], keys[i]
-
-
-def _send_larger(kv):
-    """(larger, {sign: [(id, shingles)], smaller: [keys]}) -> (smaller, (larger, shingles of larger))."""
-    larger, joined = kv
-    for _, shingles in joined["sign"]:
-        for smaller in joined["smaller"]:
-            yield smaller, (larger, shingles)
-
-
-class _Check(beam.DoFn):
-    """(smaller, {sign: [(id, shingles)], larger: [(key, shingles)]}) -> (larger, (smaller, id, overlap))
-    for every pair that overlaps by more than the threshold."""
-
-    def __init__(self, threshold: float, stage: str):
-        self.threshold, self.stage = threshold, stage
-
-    def process(self, kv):
-        smaller, joined = kv
-        for doc_id, raw in joined["sign"]:
-            mine = np.frombuffer(raw, dtype=np.uint64)
-            for larger, other in joined["larger"]:
-                with timed(self.stage):
-                    share = overlap(mine, np.frombuffer(other, dtype=np.uint64))
-                inc(f"{self.stage}.pairs_checked")
-                if share > self.threshold:
-                    yield larger, (smaller, doc_id, share)
-
-
-class _ApplyDrops(beam.DoFn):
-    def __init__(self, stage: str):
-        self.stage = stage
-
-    def process(self, kv):
-        key, joined = kv
-        drops = sorted(joined["drop"])
-        for doc in joined["doc"]:
-            if not drops:
-                yield key, doc
-                continue
-            _, kept_id, share = drops[0]
-            inc(f"{self.stage}.rejected")
-            inc(f"{self.stage}.rejected_bytes", doc_bytes(doc.text))
-            # a new document: an element Beam handed in must not change
-            doc = dataclasses.replace(doc, metadata={**doc.metadata, "duplicate_of": kept_id,
-                                                     "overlap": round(share, 4)})
-            reason = f"near duplicate of {kept_id}: {share:.1%} of the content overlaps"
-            yield beam.pvalue.TaggedOutput(REJECTED, (key, Rejected(doc, self.stage, reason)))
-
-
-class NearDuplicateBooks(beam.PTransform):
-    """(key, Document) -> kept (key, Document), rejected (key, Rejected) under `stage`."""
+class NearDuplicateBooks(WholeRunStep):
+    """Books overlapping an earlier book by more than `threshold` are rejected under `stage`."""
 
     def __init__(self, threshold: float = 0.9, ngram: int = 5, perms: int = 256, stage: str = "near_dedup"):
-        super().__init__()
         self.threshold, self.ngram, self.perms, self.stage = threshold, ngram, perms, stage
         self.lsh_threshold = candidate_threshold(threshold, perms)
 
-    def expand(self, docs):
-        signed = docs | "Sign" >> beam.ParDo(_Sign(self.ngram, self.perms, self.lsh_threshold, self.stage)) \
-            .with_outputs(BANDS, main="sign")
-        pairs = (signed[BANDS] | "Group bands" >> beam.GroupByKey()
-                 | "Candidate pairs" >> beam.FlatMap(_pairs)
-                 | "Each pair once" >> beam.Distinct())
-        to_smaller = ({"sign": signed.sign, "smaller": pairs} | "Join larger" >> beam.CoGroupByKey()
-                      | "Send larger" >> beam.FlatMap(_send_larger))
-        drops = ({"sign": signed.sign, "larger": to_smaller} | "Join smaller" >> beam.CoGroupByKey()
-                 | "Check overlap" >> beam.ParDo(_Check(self.threshold, self.stage)))
-        out = ({"doc": docs, "drop": drops} | "Join drops" >> beam.CoGroupByKey()
-               | "Drop copies" >> beam.ParDo(_ApplyDrops(self.stage)).with_outputs(REJECTED, main="kept"))
-        return out.kept, out[REJECTED]
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_signer"}
+
+    def signer(self) -> Signer:
+        if "_signer" not in self.__dict__:
+            self.__dict__["_signer"] = Signer(num_perm=self.perms, ngram=self.ngram, threshold=self.lsh_threshold)
+        return self.__dict__["_signer"]
+
+    def rounds(self) -> list[Round]:
+        return [Round(f"{self.stage}.pairs", BAND, PAIR, self._bands, _pairs)]
+
+    def _bands(self, view) -> np.ndarray:
+        rows = []
+        for key, doc in view.docs():
+            with timed(self.stage):
+                words = content_words(doc.text)
+                if not len(shingle_hashes(words, self.ngram)):
+                    continue
+                signature = self.signer().signature(words)
+            rows += [(xxhash.xxh3_64_intdigest(band), key) for band in self.signer().band_keys(signature)]
+        return np.array(rows, dtype=BAND)
+
+    def wanted(self, view) -> list[int]:
+        return np.unique(view.results(f"{self.stage}.pairs")["smaller"]).tolist()
+
+    def apply(self, key: int, doc: Document, view) -> Document | Rejected:
+        smaller = np.unique(view.results_for(f"{self.stage}.pairs", key)["smaller"]).tolist()
+        if not smaller:
+            return doc
+        mine = shingle_set(doc.text, self.ngram)
+        for other in smaller:   # smallest key first: the first copy is the one named
+            row = view.prefetched.get(other)
+            if row is None:
+                continue
+            inc(f"{self.stage}.pairs_checked")
+            share = overlap(mine, shingle_set(row["text"], self.ngram))
+            if share > self.threshold:
+                # a new document: the one handed in may be shared
+                doc = dataclasses.replace(doc, metadata={**doc.metadata, "duplicate_of": row["id"],
+                                                         "overlap": round(share, 4)})
+                reason = f"near duplicate of {row['id']}: {share:.1%} of the content overlaps"
+                return Rejected(doc, self.stage, reason)
+        return doc
+
+
+def _pairs(entries: np.ndarray) -> np.ndarray:
+    """Band entries sorted by (h, key) -> (larger, smaller) for every pair sharing a band, each once."""
+    sizes = group_sizes(entries["h"])
+    shared = entries[sizes >= 2]
+    pairs = []
+    starts = np.flatnonzero(group_starts(shared["h"]))
+    for lo, hi in zip(starts, np.append(starts[1:], len(shared))):
+        keys = np.unique(shared["key"][lo:hi]).tolist()
+        pairs += [(keys[j], keys[i]) for j in range(1, len(keys)) for i in range(j)]
+    return np.unique(np.array(pairs, dtype=PAIR))

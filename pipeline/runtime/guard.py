@@ -14,6 +14,9 @@ Every job that writes a directory claims it first (`claim_output`), and the clai
   is refused unless `overwrite` is given, and even then only the job's own names are replaced.
 - Outputs appear whole: files are staged under `_staging/` inside the output and moved into place when
   the job succeeded; single files are written under a temporary name and renamed.
+- A resumable job (the curation engine) keeps what a later run may reuse under `_work/`. It survives a
+  failed or killed run when it holds a completed part (a file named `*.done`), is removed when the job
+  succeeds, and is cleared first when the job is asked to start afresh.
 - The output named on the command line also receives `config.yaml`, the job's resolved settings, when the
   job succeeded (`job_settings`, set by the command line; `smallgiant.config_files`).
 
@@ -41,6 +44,7 @@ from pipeline.inputs import join
 MARKER = ".smallgiant-output.json"
 LEASE = ".smallgiant-lease.json"
 STAGING = "_staging"
+WORK = "_work"
 SETTINGS_FILE = "config.yaml"
 DEFAULT_MAX_LEASE_AGE_HOURS = 72.0
 log = logging.getLogger(__name__)
@@ -317,11 +321,13 @@ class OutputClaim:
     `write(name, data)` writes one file."""
 
     def __init__(self, output: str, job: str, owned: Iterable[str], overwrite: bool = False,
-                 max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS):
+                 max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS, resumable: bool = False, fresh: bool = False):
         self.output = output.rstrip("/") if _remote(output) else output
         self.job, self.overwrite, self.max_lease_age = job, overwrite, max_lease_age
+        self.resumable, self.fresh = resumable, fresh
         self.settings = settings_for(output)
-        self.owned = set(owned) | {STAGING} | ({SETTINGS_FILE} if self.settings is not None else set())
+        self.owned = set(owned) | {STAGING} | ({SETTINGS_FILE} if self.settings is not None else set()) \
+            | ({WORK} if resumable else set())
         self.files: set[str] = set()
         self.lease: Lease | None = None
 
@@ -337,13 +343,23 @@ class OutputClaim:
             self._check_ownership()
             self._save_marker()
             self.clear_staging()
+            if self.resumable and self.fresh:
+                self.clear_work()
         except BaseException:
             self._release()
             raise
         return self
 
     def __exit__(self, *exc) -> None:
-        failed_first_run = exc[0] is not None and not self.marked and not self.files
+        failed = exc[0] is not None
+        if self.resumable:
+            if failed and any(f.endswith(".done") for f in files_under(self.work())):
+                log.info("%s: kept %s/ for a resumed run (the same command again; --fresh starts over)",
+                         self.output, WORK)
+            else:
+                self.clear_work()
+        failed_first_run = failed and not self.marked and not self.files \
+            and not (self.resumable and exists(self.work()))
         if exc[0] is None and self.settings is not None:
             self.write(SETTINGS_FILE, self.settings)
         try:
@@ -388,7 +404,8 @@ class OutputClaim:
         elif not marker and present:
             problem = f"it holds {len(present)} files that no smallgiant job wrote (e.g. {present[0]})"
         else:
-            foreign = [f for f in present if self._owns(_top(f)) and _top(f) != STAGING and f not in listed]
+            foreign = [f for f in present if self._owns(_top(f)) and _top(f) not in (STAGING, WORK)
+                       and f not in listed]
             problem = (f"{len(foreign)} files in it were not written by `{self.job}` "
                        f"(e.g. {foreign[0]})") if foreign else None
         if problem and not self.overwrite:
@@ -413,12 +430,15 @@ class OutputClaim:
     def stage(self, *parts: str) -> str:
         return join(self.output, STAGING, *parts)
 
+    def work(self, *parts: str) -> str:
+        """The resumable job's work area (see the module docstring)."""
+        return join(self.output, WORK, *parts)
+
     def clear_staging(self) -> None:
-        staging = join(self.output, STAGING)
-        if _remote(staging):
-            delete_files([join(staging, f) for f in files_under(staging)])
-        else:
-            shutil.rmtree(staging, ignore_errors=True)
+        _remove_tree(join(self.output, STAGING))
+
+    def clear_work(self) -> None:
+        _remove_tree(self.work())
 
     def _owns(self, top: str) -> bool:
         return any(fnmatch.fnmatchcase(top, pattern) for pattern in self.owned)
@@ -464,7 +484,7 @@ class OutputClaim:
         """Record every file now under the job's own names: for a job that writes in place (the demo's
         stages), after it ran. Nothing foreign was there when the claim was made."""
         self.files |= {f for f in files_under(self.output) if self._owns(_top(f)) and f not in (MARKER, LEASE)
-                       and _top(f) != STAGING}
+                       and _top(f) not in (STAGING, WORK)}
         self._save_marker()
 
     def record(self, name: str) -> None:
@@ -474,14 +494,23 @@ class OutputClaim:
         self._save_marker()
 
 
+def _remove_tree(directory: str) -> None:
+    if _remote(directory):
+        delete_files([join(directory, f) for f in files_under(directory)])
+    else:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def claim_output(output: str, job: str, owned: Iterable[str], inputs: Iterable[str] = (),
-                 overwrite: bool = False, max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS) -> OutputClaim:
+                 overwrite: bool = False, max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS,
+                 resumable: bool = False, fresh: bool = False) -> OutputClaim:
     """Check that `output` overlaps none of `inputs` (before anything is read), then return the claim to
-    enter: `with claim_output(...) as out: ...`."""
+    enter: `with claim_output(...) as out: ...`. A `resumable` claim keeps `work()` across failed runs
+    unless `fresh`."""
     check_no_overlap(output, inputs)
     if max_lease_age < 0:
         raise OutputError("--max-lease-age must be >= 0 hours")
-    return OutputClaim(output, job, owned, overwrite, max_lease_age)
+    return OutputClaim(output, job, owned, overwrite, max_lease_age, resumable, fresh)
 
 
 def add_output_arguments(parser) -> None:

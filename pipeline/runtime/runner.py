@@ -1,5 +1,6 @@
 """Running a Beam job: options from the command line, the local engine on every core when no runner is
-named, and the run-publish-summarise sequence every curation job shares."""
+named, and `run_graph`, the build-run-count sequence every Beam job shares (each job then publishes its
+claimed output and writes its summary)."""
 from __future__ import annotations
 
 import argparse
@@ -77,3 +78,16 @@ def make_pipeline(opts: PipelineOptions) -> beam.Pipeline:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
         return beam.Pipeline(runner=FnApiRunner(), options=opts)
     return beam.Pipeline(options=opts)
+
+
+def run_graph(opts: PipelineOptions, build) -> tuple[dict[str, int], float]:
+    """Build the graph with `build(pipeline)`, run it to completion; return its counters and wall time."""
+    import time
+
+    from pipeline.runtime.funnel import counters_of
+    t0 = time.time()
+    p = make_pipeline(opts)
+    build(p)
+    result = p.run()
+    result.wait_until_finish()
+    return counters_of(result), time.time() - t0

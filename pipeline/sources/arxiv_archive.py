@@ -27,6 +27,7 @@ import tarfile
 import zlib
 from typing import BinaryIO, Iterator
 
+from pipeline.inputs import is_gzip
 from pipeline.schema import DeadLetter
 from pipeline.sources.arxiv_latex import TEX_EXTENSIONS, is_source_name, normalise
 from pipeline.sources.streams import Prefixed, TarDamage, partial, tar_members, tar_stream
@@ -95,7 +96,7 @@ def _is_tar_header(block: bytes) -> bool:
 def read_papers(path: str, stream: BinaryIO) -> Iterator[PaperSource | DeadLetter]:
     """Every paper of one input file, in file order."""
     head = _read_up_to(stream, 512)
-    if head[:2] == b"\x1f\x8b":
+    if is_gzip(head):
         inner = partial(gzip.GzipFile(fileobj=Prefixed(head, stream)))
         inner_head = _read_up_to(inner, 512)
         if _is_tar_header(inner_head):

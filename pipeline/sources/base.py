@@ -1,20 +1,22 @@
-"""What a source of the mixture is, to the shared source job (`pipeline.sources.job`).
+"""What a source of the mixture is, to the curation engine (`pipeline.engine`).
 
-A `Source` knows its download format and its cleaning; the job does everything else the same way for all
-six: files in any Beam filesystem, keys, dead letters, counting, sharded Parquet in the document schema,
-rejects with reasons, stats.json and the printed funnel.
+A `Source` knows its download format and its cleaning; the engine does everything else the same way for
+all seven (CommonCrawl's is `pipeline.cc.source`): files in any Beam filesystem, keys, dead letters,
+counting, the work area, sharded Parquet in the document schema, rejects with reasons, stats.json and the
+printed funnel. A source is an ordered list of stages: `steps`, then `dedup_steps`, then `final_steps`.
 
 - `files(spec)`: the input files (default: `pipeline.inputs.expand_inputs`).
 - `read(path)`: stream one file, yielding `Document`s, `Rejected`s (dropped while reading, e.g. a redirect;
   their stage must be one of `stages`) and `DeadLetter`s. Memory must stay bounded by one record.
   Records that are not documents at all (another namespace, an image in a repository) are counted with
   `pipeline.runtime.counters.inc("read.skipped_records")` and not yielded.
-- `steps()`: per-document steps, in order, built once per worker (load models here). A step that raises
-  rejects that document with the exception as the reason.
-- `dedup_steps()`: Beam transforms over the whole run, each `(key, Document) -> (kept, rejected)`
-  (rejected as `(key, Rejected)`); they count their own `<stage>.rejected` and `<stage>.rejected_bytes`.
+- `steps()`: per-document steps applied while reading, in order, built once per worker (load models
+  here). A step that raises rejects that document with the exception as the reason.
+- `dedup_steps()`: whole-run steps (`pipeline.engine.steps.WholeRunStep`, e.g. `pipeline.dedup`), in
+  order; cheap to build (the driver builds them to lay out the graph), they load what they need lazily.
+- `final_steps()`: per-document steps after the whole-run steps (e.g. CommonCrawl's language ID).
 - `stages`: every stage name the funnel shows, in the order documents meet them (read-time stages,
-  per-document steps, then dedup steps).
+  per-document steps, whole-run steps, final steps).
 
 Sources are plain objects that pickle: they travel to Beam workers.
 """
@@ -51,6 +53,9 @@ class Source:
         return []
 
     def dedup_steps(self) -> list:
+        return []
+
+    def final_steps(self) -> list[Step]:
         return []
 
     def config(self) -> dict[str, Any]:

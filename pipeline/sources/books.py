@@ -241,8 +241,8 @@ class BooksSource(Source):
         return [Step("boilerplate", boilerplate)]
 
     def dedup_steps(self) -> list:
-        from pipeline.sources.books_dedup import NearDuplicateBooks
-        from pipeline.sources.exact_dedup import ExactDedup
+        from pipeline.dedup.books import NearDuplicateBooks
+        from pipeline.dedup.exact import ExactDedup
         return [ExactDedup("exact_dedup"),
                 NearDuplicateBooks(self.overlap, self.ngram, self.perms, "near_dedup")]
 

@@ -3,7 +3,6 @@ deduplicated documents."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import re
@@ -134,26 +133,16 @@ class C4Source(Source):
     # ------------------------------------------------------------------------------------------ rules
 
     def steps(self) -> list[Step]:
-        from pipeline.langid import LanguageIdentifier
-        lid = LanguageIdentifier(self._lid_file.local_path())
+        from pipeline.filters.language import language_step
         return [Step("lorem_ipsum", _reject_lorem_ipsum), Step("curly_brace", _reject_curly_brace),
                 Step("lines", _keep_lines), Step("sentences", _reject_few_sentences),
-                Step("lid", lambda doc: self._language(lid, doc))]
-
-    def _language(self, lid, doc: Document) -> Document | Rejected:
-        lang, score = lid.predict(doc.text)
-        # a rejected page keeps the scores it was judged by
-        doc = dataclasses.replace(doc, metadata={**doc.metadata, "language": lang, "language_score": round(score, 4)})
-        if score < self.lid_threshold:
-            return Rejected(doc, "lid", f"language score {score:.3f} < {self.lid_threshold} ({lang})")
-        if self.languages is not None and lang not in self.languages:
-            return Rejected(doc, "lid", f"language {lang} not in {','.join(self.languages)}")
-        return doc
+                language_step(self._lid_file, self.languages, self.lid_threshold)]
 
     def dedup_steps(self) -> list:
-        if not (self.exact_dedup or self.near_dedup):
-            return []
-        return [_dedup(self.exact_dedup, self.near_dedup, self.minhash_threshold)]
+        from pipeline.dedup.exact import ExactDedup
+        from pipeline.dedup.near import NearDedup
+        return ([ExactDedup("exact_dedup")] if self.exact_dedup else []) \
+            + ([NearDedup(self.minhash_threshold)] if self.near_dedup else [])
 
     def config(self) -> dict[str, Any]:
         return {"languages": self.languages, "lid_threshold": self.lid_threshold, "lid_model": self.lid_model,
@@ -244,19 +233,3 @@ def _reject_few_sentences(doc: Document) -> Document | str:
     from pipeline.sources.c4_rules import MIN_SENTENCES, count_sentences
     n = count_sentences(doc.text)
     return f"{n} sentences < {MIN_SENTENCES}" if n < MIN_SENTENCES else doc
-
-
-def _dedup(exact: bool, near: bool, threshold: float):
-    import apache_beam as beam
-
-    from pipeline.cc.dedup import DocumentDedup
-
-    class Dedup(beam.PTransform):
-        """(key, Document) -> kept (key, Document), rejected (key, Rejected): the CC job's document dedup."""
-
-        def expand(self, docs):
-            kept, rejected = docs | "Document dedup" >> DocumentDedup(exact=exact, near=near, threshold=threshold)
-            return kept | "Pages to documents" >> beam.Map(lambda kv: (kv[0], kv[1].doc)), rejected
-
-    return Dedup()
-

@@ -230,7 +230,7 @@ class GithubSource(Source):
         return [Step("header", header), Step("quality", quality)]
 
     def dedup_steps(self) -> list:
-        from pipeline.sources.exact_dedup import ExactDedup
+        from pipeline.dedup.exact import ExactDedup
         return [ExactDedup("exact_dedup")]
 
     # ------------------------------------------------------------ command line

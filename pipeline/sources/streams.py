@@ -33,9 +33,11 @@ import zipfile
 import zlib
 from typing import BinaryIO, Iterator
 
+from pipeline.inputs import GZIP_MAGIC
+
 MAX_JSON_LINE_BYTES = 8 << 20
 SKIP_FACTOR = 8
-GZIP_MAGIC, BZ2_MAGIC, XZ_MAGIC, ZSTD_MAGIC = b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd"
+BZ2_MAGIC, XZ_MAGIC, ZSTD_MAGIC = b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd"
 _CHUNK = 1 << 20
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+from pipeline.runtime.guard import write_atomically
 from smallgiant.report.collect import SECTIONS, collect
 from smallgiant.report.page import render_html
 
@@ -19,8 +20,5 @@ def write_report(root: str, sources: list[str], missing: dict[str, str] | None =
     report["sections"] = [sid for sid, _ in SECTIONS]
     for name, data in (("report.json", json.dumps(report, indent=1, sort_keys=True) + "\n"),
                        ("report.html", render_html(report))):
-        tmp = os.path.join(root, f".{name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(data)
-        os.replace(tmp, os.path.join(root, name))
+        write_atomically(os.path.join(root, name), data.encode("utf-8"))
     return report

@@ -1,6 +1,6 @@
 """The demo report's figures: `collect` gathers what every stage wrote (stats.json of each curation job,
 the classifier's report, the tokenizer's report, the shard dataset, the plan, the training metrics and
-summary, the generation, the stage stamps) into one dict, which is report.json."""
+summary, the generation, the evaluation results, the stage stamps) into one dict, which is report.json."""
 from __future__ import annotations
 
 import json
@@ -20,7 +20,7 @@ SECTIONS = (
     ("training", "Training: loss curve and a sample"),
     ("throughput", "Throughput of each stage"),
     ("energy", "Energy and carbon"),
-    ("plan", "Projection to 1.4T tokens (--plan)"),
+    ("plan", "What the whole build costs (smallgiant plan), and its tokenization projected (--plan)"),
 )
 # LLaMA-1's GPU-hours (paper, Table 15), to which the trainer's energy formula is applied
 PAPER_GPU_HOURS = {"7B": 82_432, "13B": 135_168, "33B": 530_432, "65B": 1_022_362}
@@ -56,6 +56,7 @@ def collect(root: str, sources: list[str], stage_order: list[str] | None = None)
         "mixture": _mixture(_load(os.path.join(root, "shards", "stats.json"))),
         "training": _training(root),
         "generation": _load(os.path.join(root, "generation.json")),
+        "evaluation": _evaluation(_load(os.path.join(root, "eval", "results.json"))),
         "stages": _stages(root, stage_order),
         "energy": _energy(_load(os.path.join(root, "model", "summary.json"))),
         "plan": _plan(_load(os.path.join(root, "plan", "plan.json"))),
@@ -72,10 +73,24 @@ def _funnels(root: str, sources: list[str]) -> dict[str, Any]:
                                 for row in stats["stages"]],
                      "documents_in": stats["documents_in"], "documents_out": stats["documents_out"],
                      "bytes_out": stats["bytes_out"], "dead_letters": stats["dead_letters"],
-                     "languages": stats.get("languages", {}), "wall_seconds": stats["wall_seconds"]}
+                     "kept_languages": _kept_languages(stats), "lid_languages": _lid_languages(stats),
+                     "wall_seconds": stats["wall_seconds"]}
         if out[name]["stages"] and out[name]["stages"][0].get("bytes_in") is None:
             out[name]["stages"][0]["bytes_in"] = None
     return out
+
+
+def _kept_languages(stats: dict) -> dict[str, int] | None:
+    """Documents kept per language: `kept_languages` where the job writes it; a source job's `languages`
+    counts kept documents too; the CC job's counts every document that reached language ID (None)."""
+    if "kept_languages" in stats:
+        return stats["kept_languages"]
+    return None if stats.get("job") == "cc" else stats.get("languages", {})
+
+
+def _lid_languages(stats: dict) -> dict[str, int] | None:
+    """The CC job's histogram of language ID: documents that reached it, kept or not, per language."""
+    return stats.get("languages", {}) if stats.get("job") == "cc" else None
 
 
 def _classifier(rep: dict | None) -> dict | None:
@@ -123,6 +138,15 @@ def _training(root: str) -> dict | None:
             "curve": curve, "val_curves": val_curves}
 
 
+def _evaluation(results: dict | None) -> dict | None:
+    """The demo model's benchmark results (train/evaluation), without per-example detail."""
+    if results is None:
+        return None
+    keep = ("accuracy", "accuracy_unnormalised", "chance", "n", "metric", "normalisation", "shots", "seconds")
+    return {"checkpoint_step": results["model"].get("step"),
+            "tasks": {name: {k: r.get(k) for k in keep} for name, r in results["tasks"].items()}}
+
+
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
@@ -162,7 +186,18 @@ def _plan(plan: dict | None) -> dict | None:
             "sources": {n: {k: s[k] for k in ("files", "documents", "text_bytes", "bytes_per_token",
                                               "available_tokens", "budget_tokens", "target_epochs", "epochs")}
                         for n, s in plan["sources"].items()},
-            "full_sources": plan["full_build"]["sources"]}
+            "full_sources": plan["full_build"]["sources"], "whole_build": _whole_build(plan.get("whole_build"))}
+
+
+def _whole_build(plan: dict | None) -> dict | None:
+    """`smallgiant plan` on LLaMA-1's manifest: every stage of the recipe, training included."""
+    if plan is None:
+        return None
+    t = plan["training"]
+    return {"lines": [{k: ln[k] for k in ("stage", "work", "throughput", "hours", "unit", "usd", "basis")}
+                      for ln in plan["lines"]],
+            "totals": plan["totals"], "model": t["model"], "gpu": t["gpu"], "gpus": t["gpus"], "days": t["days"],
+            "mwh": t["energy"]["kwh"] / 1e3, "tco2eq": t["energy"]["kg_co2eq"] / 1e3}
 
 
 # -- plots -----------------------------------------------------------------------------------------------

@@ -55,6 +55,9 @@ def _overview(r: dict) -> str:
                      f"{t['first_loss']:.3f} nats/token at the first logged step to {t['recent_loss']:.3f} on "
                      f"average over the last {t['recent_steps']} logged steps of {t['steps']} (a uniform guess "
                      f"scores {t['uniform_loss']:.3f}).</p>")
+    for name, e in ((r.get("evaluation") or {}).get("tasks") or {}).items():
+        parts.append(f"<p>On the {_esc(name)} task ({e['n']} held-out examples) it picks the real ending "
+                     f"{100 * e['accuracy']:.1f}% of the time; chance is {100 * e['chance']:.1f}%.</p>")
     if g:
         parts.append(f"<p>Its continuation of <q>{_esc(g['prompt'])}</q> (temperature {g['temperature']}, "
                      f"seed {g['seed']}):</p><pre>{_esc(g['text'])}</pre>")
@@ -78,10 +81,27 @@ def _funnel_html(r: dict) -> str:
 
 def _languages_html(r: dict) -> str:
     f = r["funnel"]
-    if not any(s["languages"] for s in f.values()):
+    if not any(s["kept_languages"] or s["lid_languages"] for s in f.values()):
         return _missing("a job that records languages")
-    rows = [[name, ", ".join(f"{k} {v:,}" for k, v in s["languages"].items()) or "-"] for name, s in f.items()]
-    return _img(plot_languages(f), "documents kept per language and source") + _table(["source", "languages"], rows)
+    head, rows = ["source", "documents kept"], [[name, _per_language(s["kept_languages"])] for name, s in f.items()]
+    if any(s["lid_languages"] is not None for s in f.values()):
+        head.append("documents reaching language ID")
+        for row, s in zip(rows, f.values()):
+            row.append(_per_language(s["lid_languages"]))
+    parts = [_img(plot_languages(f), "documents kept per language and source")] \
+        if any(s["kept_languages"] for s in f.values()) else []
+    unknown = [name for name, s in f.items() if s["kept_languages"] is None]
+    if unknown:
+        parts.append(f"<p class='note'>No count of documents kept per language in the stats.json of "
+                     f"{_esc(', '.join(unknown))}: not in the chart.</p>")
+    return "".join(parts) + _table(head, rows)
+
+
+def _per_language(counts: dict[str, int] | None) -> str:
+    """`en 60, de 7`; "-" where the job counted nothing, "" where it does not count this at all."""
+    if counts is None:
+        return ""
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "-"
 
 
 def _classifier_html(r: dict) -> str:
@@ -152,6 +172,22 @@ def _training_html(r: dict) -> str:
     return out
 
 
+def _evaluation_html(r: dict) -> str:
+    """The training section's evaluation part (a note, not a missing section, when the stage did not run)."""
+    e = r.get("evaluation")
+    if e is None:
+        return "<h3>Evaluation</h3><p class='note'>No evaluation: the eval stage did not run in this directory.</p>"
+    rows = [[name, _num(t["n"]), f"{100 * t['accuracy']:.1f}%", f"{100 * t['chance']:.1f}%",
+             f"{100 * t['accuracy_unnormalised']:.1f}%", t["normalisation"], _num(t["seconds"], 1)]
+            for name, t in e["tasks"].items()]
+    return ("<h3>Evaluation</h3><p>Each example is the first words of a held-out document (the shard job set it aside; training "
+            "never read it) and four endings: its real next words, the same words shuffled, and the words at the "
+            "same place in two other documents. The model picks the ending with the highest log-likelihood per "
+            "character, as the LLaMA-1 paper scores its multiple-choice benchmarks (<code>smallgiant eval</code>)."
+            f"</p><p class='note'>checkpoint of step {_esc(e['checkpoint_step'])}</p>"
+            + _table(["task", "examples", "accuracy", "chance", "unnormalised", "normalisation", "seconds"], rows))
+
+
 def _throughput_html(r: dict) -> str:
     if not r["stages"]:
         return _missing("any stage")
@@ -186,7 +222,7 @@ def _plan_html(r: dict) -> str:
     if p is None:
         return _missing("the plan stage")
     rows = []
-    for label, b in (("this demo", p["build"]), ("full build", p["full_build"])):
+    for label, b in (("this demo", p["build"]), ("1.4T tokens, tokenization only", p["full_build"])):
         rows.append([label, _num(b["total_tokens"]), _num(b["unique_tokens"]), f"{b['text_bytes'] / 1e9:,.3f}",
                      _num(b["shards"]), f"{b['output_bytes'] / 1e9:,.3f}", _num(b["core_hours"], 1),
                      f"${b['dataflow_usd']['total']:,.2f}"])
@@ -196,12 +232,27 @@ def _plan_html(r: dict) -> str:
                     "Dataflow cost"], rows)
             + f"<p class='note'>Encoding speed measured here: {p['build']['job_tokens_per_second_per_core']:,.0f} "
               "tokens/s per core; bytes per token per source measured on the demo's documents.</p>"
-            + _table(["source (full build)", "budget tokens", "unique tokens", "epochs", "text GB"], src))
+            + _table(["source (1.4T tokens)", "budget tokens", "unique tokens", "epochs", "text GB"], src)
+            + _whole_build_html(p.get("whole_build")))
+
+
+def _whole_build_html(w: dict | None) -> str:
+    if w is None:
+        return "<p class='note'>The whole build's plan (`smallgiant plan`) needs data_manifests/llama1.yaml.</p>"
+    rows = [[ln["stage"], _esc(ln["work"]), "-" if ln["hours"] is None else f"{_num(ln['hours'])} {ln['unit']}",
+             "-" if ln["usd"] is None else f"${ln['usd']:,.0f}", _esc(ln["basis"])] for ln in w["lines"]]
+    t = w["totals"]
+    return (f"<p>The whole recipe, every stage (<code>smallgiant plan --manifest data_manifests/llama1.yaml "
+            f"--model {w['model']}</code>): curation, scoring and tokenization {_num(t['core_hours'])} core-hours "
+            f"(${t['core_usd']:,.0f}); training {w['model']} {_num(t['gpu_hours'])} GPU-hours on {w['gpus']:,} "
+            f"{_esc(w['gpu'])} ({w['days']:,.1f} days), {w['mwh']:,.0f} MWh, {w['tco2eq']:,.0f} tCO2eq:</p>"
+            + _table(["stage", "work", "hours", "cost", "measured or assumed"], rows))
 
 
 RENDERERS = {"overview": _overview, "funnel": _funnel_html, "languages": _languages_html,
              "classifier": _classifier_html, "tokenizer": _tokenizer_html, "mixture": _mixture_html,
-             "training": _training_html, "throughput": _throughput_html, "energy": _energy_html, "plan": _plan_html}
+             "training": lambda r: _training_html(r) + _evaluation_html(r), "throughput": _throughput_html,
+             "energy": _energy_html, "plan": _plan_html}
 
 
 def render_html(report: dict) -> str:

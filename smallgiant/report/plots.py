@@ -50,12 +50,20 @@ def plot_funnel(funnel: dict) -> str:
     return _png(fig)
 
 
-def plot_languages(funnel: dict) -> str:
+def kept_per_language(funnel: dict, top: int = 20) -> dict[str, dict[str, int]]:
+    """Language -> source -> documents kept, for the `top` languages with the most documents kept (sources
+    that did not count kept documents per language have none)."""
     langs: dict[str, dict[str, int]] = {}
     for name, f in funnel.items():
-        for lang, n in f["languages"].items():
+        for lang, n in (f["kept_languages"] or {}).items():
             langs.setdefault(lang, {})[name] = n
-    order = sorted(langs, key=lambda lang: -sum(langs[lang].values()))[:20]
+    order = sorted(langs, key=lambda lang: (-sum(langs[lang].values()), lang))[:top]
+    return {lang: langs[lang] for lang in order}
+
+
+def plot_languages(funnel: dict) -> str:
+    langs = kept_per_language(funnel)
+    order = list(langs)
     fig, axes = _figure(7.0, 3.0)
     ax = axes[0, 0]
     bottom = [0] * len(order)

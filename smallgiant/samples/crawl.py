@@ -85,7 +85,7 @@ class SamplePage:
     boilerplate: list[str] = dataclasses.field(default_factory=list)
 
 
-def _sentence(rng: random.Random, lang: str, used: set[str], tries: int = 8) -> str:
+def sentence(rng: random.Random, lang: str, used: set[str], tries: int = 8) -> str:
     """A sentence not used before while the grammar has new ones at hand; then one used before (pages
     stay distinct: their sentences are drawn in a new order)."""
     g = GRAMMAR[lang]
@@ -98,8 +98,9 @@ def _sentence(rng: random.Random, lang: str, used: set[str], tries: int = 8) -> 
     return s
 
 
-def _paragraph(rng: random.Random, lang: str, used: set[str]) -> str:
-    return " ".join(_sentence(rng, lang, used) for _ in range(rng.randint(3, 5)))
+def paragraph(rng: random.Random, lang: str, used: set[str]) -> str:
+    """Three to five sentences of `lang` on one line."""
+    return " ".join(sentence(rng, lang, used) for _ in range(rng.randint(3, 5)))
 
 
 def _edit(rng: random.Random, text: str, frac: float) -> str:
@@ -115,7 +116,8 @@ def _edit(rng: random.Random, text: str, frac: float) -> str:
     return "\n".join(lines)
 
 
-def _uid(rng: random.Random) -> str:
+def record_id(rng: random.Random) -> str:
+    """A WARC-Record-ID (`<urn:uuid:...>`) drawn from `rng`."""
     return f"<urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}>"
 
 
@@ -130,25 +132,25 @@ def make_pages(seed: int = 0, n_sites: int = 8, pages_per_lang: dict | None = No
     for lang, n in counts.items():
         for k in range(n):
             site = sites[rng.randrange(n_sites)]
-            title = _sentence(rng, lang, used).rstrip(".")
-            body = [_paragraph(rng, lang, used) for _ in range(rng.randint(2, 4))]
+            title = sentence(rng, lang, used).rstrip(".")
+            body = [paragraph(rng, lang, used) for _ in range(rng.randint(2, 4))]
             bp = templates[site] if rng.random() < 0.8 else []
             text = "\n".join([title] + bp[:3] + body + bp[3:])
-            pages.append(SamplePage(_uid(rng), f"https://{site}/{lang}/page-{k}", lang, text, boilerplate=bp))
+            pages.append(SamplePage(record_id(rng), f"https://{site}/{lang}/page-{k}", lang, text, boilerplate=bp))
     originals = [p for p in pages if p.lang == "en"]
     for p in rng.sample(originals, 6):
-        pages.append(SamplePage(_uid(rng), p.url.replace("https://", "http://www."), p.lang, p.text, "exact", p.id,
+        pages.append(SamplePage(record_id(rng), p.url.replace("https://", "http://www."), p.lang, p.text, "exact", p.id,
                                 p.boilerplate))
     for p in rng.sample(originals, 6):
         other = sites[rng.randrange(n_sites)]
         text = _edit(rng, p.text, 0.02)
         for old, new in zip(p.boilerplate, templates[other]):
             text = text.replace(old, new)
-        pages.append(SamplePage(_uid(rng), f"https://{other}/mirror/{p.url.rsplit('/', 1)[1]}", p.lang, text,
+        pages.append(SamplePage(record_id(rng), f"https://{other}/mirror/{p.url.rsplit('/', 1)[1]}", p.lang, text,
                                 "near", p.id, templates[other] if p.boilerplate else []))
     for k in range(4):
         links = "\n".join(f"Archive {m} 20{10 + k}" for m in ("January", "February", "March", "April", "May"))
-        pages.append(SamplePage(_uid(rng), f"https://links.example.net/{k}", "en", links, "junk"))
+        pages.append(SamplePage(record_id(rng), f"https://links.example.net/{k}", "en", links, "junk"))
     rng.shuffle(pages)
     # copies come after their original in the crawl, as they do in the wild
     order = {p.id: i for i, p in enumerate(pages)}
@@ -158,7 +160,7 @@ def make_pages(seed: int = 0, n_sites: int = 8, pages_per_lang: dict | None = No
 
 def wet_bytes(pages: list[SamplePage], date: str = "2023-01-30T12:00:00Z") -> bytes:
     """The pages as a gzip-per-record WET file: a warcinfo record, then one conversion record per page."""
-    info = b"software: smallgiant sample_crawl\r\nisPartOf: SAMPLE\r\n"
+    info = b"software: smallgiant.samples.crawl\r\nisPartOf: SAMPLE\r\n"
     out = [gzip_member(warc_record_bytes([("WARC-Type", "warcinfo"), ("WARC-Date", date),
                                           ("WARC-Record-ID", "<urn:uuid:00000000-0000-4000-8000-000000000000>"),
                                           ("Content-Type", "application/warc-fields")], info))]

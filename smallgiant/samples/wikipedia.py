@@ -16,7 +16,8 @@ import os
 import random
 from xml.sax.saxutils import escape, quoteattr
 
-from pipeline.sample_crawl import GRAMMAR, _sentence
+from pipeline.runtime.guard import write_atomically
+from smallgiant.samples.crawl import GRAMMAR, sentence
 
 NS = "http://www.mediawiki.org/xml/export-0.10/"
 DATE = "20220701"
@@ -49,14 +50,8 @@ def write_sample(directory: str, articles: int = 40, seed: int = 0) -> str:
     for lang, name in FILES.items():
         rng = random.Random(f"{seed}:{lang}")
         pages = _pages(rng, lang, articles if lang != "ja" else 2)
-        _write(os.path.join(directory, name), _dump(lang, pages, multistream=lang == "en"))
+        write_atomically(os.path.join(directory, name), _dump(lang, pages, multistream=lang == "en"))
     return os.path.join(directory, "*wiki-*-pages-articles*")
-
-
-def _write(path: str, data: bytes) -> None:
-    with open(path + ".part", "wb") as f:
-        f.write(data)
-    os.replace(path + ".part", path)
 
 
 def _header(lang: str) -> str:
@@ -121,13 +116,13 @@ def _pages(rng: random.Random, lang: str, n_articles: int) -> list[str]:
     pages, page_id = [], 1
     for i, title in enumerate(names):
         text = _article(rng, lang, title, names, used_sentences) if lang != "ja" else \
-            " ".join(_sentence(rng, grammar, used_sentences) for _ in range(6))
+            " ".join(sentence(rng, grammar, used_sentences) for _ in range(6))
         pages.append(page_xml(title, 0, page_id, text))
         page_id += 1
         if i % 5 == 0:  # a redirect to it, and its talk page
             pages.append(page_xml(f"{title} (old name)", 0, page_id, f"#REDIRECT [[{title}]]\n{{{{R from move}}}}",
                                   redirect=title))
-            pages.append(page_xml(f"Talk:{title}", 1, page_id + 1, _sentence(rng, grammar, used_sentences)))
+            pages.append(page_xml(f"Talk:{title}", 1, page_id + 1, sentence(rng, grammar, used_sentences)))
             page_id += 2
         if i % 8 == 1:  # a disambiguation page, with the local template or the English one
             template = dab if i % 16 == 1 else "disambig"
@@ -172,7 +167,7 @@ def _decorated(rng: random.Random, sentence: str, names: list[str], lang: str) -
 
 
 def _paragraph(rng: random.Random, lang: str, names: list[str], used: set[str]) -> str:
-    return " ".join(_decorated(rng, _sentence(rng, lang, used), names, lang) for _ in range(rng.randint(3, 5)))
+    return " ".join(_decorated(rng, sentence(rng, lang, used), names, lang) for _ in range(rng.randint(3, 5)))
 
 
 def _article(rng: random.Random, lang: str, title: str, names: list[str], used: set[str]) -> str:
@@ -194,11 +189,11 @@ def _article(rng: random.Random, lang: str, title: str, names: list[str], used: 
             parts.append(f"[[{file_ns}:View of {title}.jpg|thumb|upright|The [[{rng.choice(names)}]] "
                          f"seen from the hill]]")
             parts.append(f"=== {heading} II ===")
-            parts.append(_paragraph(rng, lang, names, used) + "<br />" + _sentence(rng, lang, used))
+            parts.append(_paragraph(rng, lang, names, used) + "<br />" + sentence(rng, lang, used))
         if h == 1:
             parts.append("{| class=\"wikitable\"\n|+ Figures\n|-\n! Year !! Value\n|-\n| 2010 || "
                          "{{formatnum:1200}}\n|-\n| 2020 || {{nts|{{#expr:2*700}}}}\n|}")
-            parts.append("\n".join(f"* {_decorated(rng, _sentence(rng, lang, used), names, lang)}"
+            parts.append("\n".join(f"* {_decorated(rng, sentence(rng, lang, used), names, lang)}"
                                    for _ in range(3)))
         if h == 2:
             parts.append(_paragraph(rng, lang, names, used))

@@ -14,7 +14,7 @@ import dataclasses
 import html
 import random
 
-from pipeline.sample_crawl import SamplePage, _uid, wet_bytes
+from smallgiant.samples.crawl import SamplePage, record_id, wet_bytes
 
 _REF = {
     "subj": ["The national archive", "A university study", "The city council", "The museum board",
@@ -108,7 +108,7 @@ def make_sample(seed: int = 0, n_articles: int = 40, n_random: int = 400) -> Sam
             cited_urls.append(url)
             if k == len(urls) - 1 and a % 4 == 0:
                 continue  # cited but never crawled
-            page = SamplePage(_uid(rng), url, "en", _text(rng, _REF, rng.randint(10, 24)))
+            page = SamplePage(record_id(rng), url, "en", _text(rng, _REF, rng.randint(10, 24)))
             crawl.append(page)
             cited.add(page.id)
         pages_xml.append(_page_xml(a + 1, title, 0, _article(rng, title, [_variant(rng, u) for u in urls])))
@@ -119,10 +119,10 @@ def make_sample(seed: int = 0, n_articles: int = 40, n_random: int = 400) -> Sam
     pages_xml.append(_page_xml(1003, "Talk:Sampleton 2", 1, "Is https://talk.example/z reliable?"))
     for i in range(n_random):
         host = f"https://shop{rng.randrange(30)}.example.com/item-{i}"
-        crawl.append(SamplePage(_uid(rng), host, "en", _text(rng, _RANDOM, rng.randint(14, 30))))
+        crawl.append(SamplePage(record_id(rng), host, "en", _text(rng, _RANDOM, rng.randint(14, 30))))
     # mirrors: the text of a cited page under a URL nobody cites (must not become a negative)
     for i, page in enumerate(sorted((p for p in crawl if p.id in cited), key=lambda p: p.url)[:5]):
-        crawl.append(SamplePage(_uid(rng), f"https://mirror.example.net/copy-{i}", "en", page.text, "exact", page.id))
+        crawl.append(SamplePage(record_id(rng), f"https://mirror.example.net/copy-{i}", "en", page.text, "exact", page.id))
     rng.shuffle(crawl)
     dump = ('<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="en">\n'
             "  <siteinfo>\n    <sitename>Wikipedia</sitename>\n    <dbname>samplewiki</dbname>\n"

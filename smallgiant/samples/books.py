@@ -22,7 +22,7 @@ import random
 import tarfile
 import textwrap
 
-from pipeline.sample_crawl import _sentence
+from smallgiant.samples.crawl import sentence
 
 FIRST = ["Anna", "Tobias", "Renée", "Walter", "Zoë", "Henrik", "Clara", "Jonas", "Élodie", "Samuel", "Ingrid",
          "Felix", "Maren", "Oskar", "Lucía", "Edmund", "Greta", "Nils", "Beatrix", "Amos", "Søren", "Hester", "Cyril",
@@ -109,7 +109,7 @@ def _sentences(rng: random.Random, lang: str, used: set[str], words: int) -> str
     """Sentences of at least `words` words in all."""
     out: list[str] = []
     while sum(len(s.split()) for s in out) < words:
-        out.append(book_sentence(rng) if lang == "en" else _sentence(rng, lang, used))
+        out.append(book_sentence(rng) if lang == "en" else sentence(rng, lang, used))
     return " ".join(out)
 
 
@@ -118,7 +118,7 @@ def _paragraphs(rng: random.Random, lang: str, used: set[str], words: int) -> li
     languages from the web sample's grammar."""
     out, n = [], 0
     while n < words:
-        para = " ".join(book_sentence(rng) if lang == "en" else _sentence(rng, lang, used)
+        para = " ".join(book_sentence(rng) if lang == "en" else sentence(rng, lang, used)
                         for _ in range(rng.randint(3, 6)))
         out.append(para)
         n += len(para.split())

@@ -17,7 +17,7 @@ import os
 import random
 from xml.sax.saxutils import quoteattr
 
-from pipeline.sample_crawl import _sentence
+from smallgiant.samples.crawl import sentence
 
 SITES = ["stackoverflow.com", "math.stackexchange.com", "superuser.com", "askubuntu.com", "serverfault.com",
          "tex.stackexchange.com", "unix.stackexchange.com", "stats.stackexchange.com",
@@ -41,16 +41,16 @@ def _code(rng: random.Random) -> str:
 
 
 def _body(rng: random.Random, used: set[str], kind: str) -> str:
-    parts = [f"<p>{_sentence(rng, 'en', used)} {_sentence(rng, 'en', used)}</p>"]
+    parts = [f"<p>{sentence(rng, 'en', used)} {sentence(rng, 'en', used)}</p>"]
     r = rng.random()
     if r < 0.4:
         parts.append(f"<p>I call <code>compute()</code> like this &amp; it fails:</p>\n<pre><code>{_code(rng)}</code></pre>")
     elif r < 0.7:
-        items = "".join(f"<li>{_sentence(rng, 'en', used)}</li>" for _ in range(rng.randint(2, 3)))
-        nested = f"<ul><li>{_sentence(rng, 'en', used)}</li><li>see <a href=\"https://example.com/doc\">the docs</a></li></ul>"
-        parts.append(f"<ol>{items}<li>{_sentence(rng, 'en', used)}{nested}</li></ol>")
+        items = "".join(f"<li>{sentence(rng, 'en', used)}</li>" for _ in range(rng.randint(2, 3)))
+        nested = f"<ul><li>{sentence(rng, 'en', used)}</li><li>see <a href=\"https://example.com/doc\">the docs</a></li></ul>"
+        parts.append(f"<ol>{items}<li>{sentence(rng, 'en', used)}{nested}</li></ol>")
     if kind == "answer" or rng.random() < 0.5:
-        parts.append(f"<p>{_sentence(rng, 'en', used)}</p>")
+        parts.append(f"<p>{sentence(rng, 'en', used)}</p>")
     return "\n".join(parts)
 
 
@@ -59,7 +59,7 @@ def _row(attrs: dict) -> str:
 
 
 def _title(rng: random.Random, used: set[str]) -> str:
-    words = _sentence(rng, "en", used).rstrip(".").split()
+    words = sentence(rng, "en", used).rstrip(".").split()
     return "Why " + " ".join([words[0].lower()] + words[1:]) + "?"
 
 

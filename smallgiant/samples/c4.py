@@ -16,10 +16,10 @@ import hashlib
 import json
 import os
 import random
-import uuid
 
-from pipeline.sample_crawl import _paragraph, _sentence
+from pipeline.runtime.guard import write_atomically
 from pipeline.warc import gzip_member, warc_record_bytes
+from smallgiant.samples.crawl import paragraph, record_id, sentence
 
 SHARDS = ("c4-train.00000-of-00002.json.gz", "c4-train.00001-of-00002.json.gz")
 WET = "CC-MAIN-20190418101243-20190418123243-00000.warc.wet.gz"
@@ -41,12 +41,12 @@ def write_sample(directory: str, docs: int = 240, raw_pages: int = 60, seed: int
     planted_first, planted_second = _planted(rng, used, first)
     _write_shard(os.path.join(directory, SHARDS[0]), _interleave(rng, first, planted_first))
     _write_shard(os.path.join(directory, SHARDS[1]), _interleave(rng, second, planted_second))
-    _write(os.path.join(directory, WET), _wet(rng, used, raw_pages))
+    write_atomically(os.path.join(directory, WET), _wet(rng, used, raw_pages))
     return os.path.join(directory, "*.gz")
 
 
 def _text(rng: random.Random, used: set[str], paragraphs: tuple[int, int] = (3, 5), lang: str = "en") -> str:
-    return "\n".join(_paragraph(rng, lang, used) for _ in range(rng.randint(*paragraphs)))
+    return "\n".join(paragraph(rng, lang, used) for _ in range(rng.randint(*paragraphs)))
 
 
 def _page(rng: random.Random, used: set[str], url: str, text: str | None = None) -> dict:
@@ -56,7 +56,7 @@ def _page(rng: random.Random, used: set[str], url: str, text: str | None = None)
 
 
 def _planted(rng: random.Random, used: set[str], originals: list[dict]) -> tuple[list[dict], list[dict]]:
-    s = lambda: _sentence(rng, "en", used)  # noqa: E731
+    s = lambda: sentence(rng, "en", used)  # noqa: E731
     long_word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(1200))
     cases = {
         "lorem-ipsum": [_text(rng, used), "Lorem ipsum dolor sit amet, consectetur adipiscing elit."],
@@ -100,32 +100,23 @@ def _interleave(rng: random.Random, pages: list[dict], planted: list[dict]) -> l
 
 def _write_shard(path: str, pages: list[dict]) -> None:
     data = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pages).encode("utf-8")
-    _write(path, gzip.compress(data, mtime=0))
-
-
-def _write(path: str, data: bytes) -> None:
-    with open(path + ".part", "wb") as f:
-        f.write(data)
-    os.replace(path + ".part", path)
+    write_atomically(path, gzip.compress(data, mtime=0))
 
 
 def _wet(rng: random.Random, used: set[str], n: int) -> bytes:
     date = "2019-04-18T11:02:13Z"
     info = b"software: Nutch 1.6 (CC)\r\nisPartOf: CC-MAIN-2019-18\r\n"
     out = [gzip_member(warc_record_bytes([("WARC-Type", "warcinfo"), ("WARC-Date", date),
-                                          ("WARC-Record-ID", _uid(rng)),
+                                          ("WARC-Record-ID", record_id(rng)),
                                           ("Content-Type", "application/warc-fields")], info))]
     for i in range(n):
-        title = _sentence(rng, "en", used).rstrip(".")
+        title = sentence(rng, "en", used).rstrip(".")
         lines = [title, *BOILERPLATE_TOP, _text(rng, used, (2, 4)), *BOILERPLATE_END]
         block = ("\n".join(lines) + "\n").encode("utf-8")
         headers = [("WARC-Type", "conversion"), ("WARC-Target-URI", f"https://blog{i % 5}.example.net/post/{i}"),
-                   ("WARC-Date", date), ("WARC-Record-ID", _uid(rng)), ("WARC-Refers-To", _uid(rng)),
+                   ("WARC-Date", date), ("WARC-Record-ID", record_id(rng)), ("WARC-Refers-To", record_id(rng)),
                    ("WARC-Block-Digest", "sha1:" + hashlib.sha1(block).hexdigest()),
                    ("Content-Type", "text/plain")]
         out.append(gzip_member(warc_record_bytes(headers, block)))
     return b"".join(out)
 
-
-def _uid(rng: random.Random) -> str:
-    return f"<urn:uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}>"

@@ -24,7 +24,7 @@ import random
 import tarfile
 import zipfile
 
-from pipeline.sample_crawl import _sentence
+from smallgiant.samples.crawl import sentence
 
 MIT = """MIT License
 
@@ -118,7 +118,7 @@ def _python(rng, used, words) -> str:
     for _ in range(rng.randint(4, 7)):
         name = _name(rng, used)
         a, b = rng.randint(2, 9), rng.randint(10, 99)
-        out.append(f'def {name}(items, limit={b}):\n    """{_sentence(rng, "en", words)}"""\n'
+        out.append(f'def {name}(items, limit={b}):\n    """{sentence(rng, "en", words)}"""\n'
                    f"    total = 0\n    for i, item in enumerate(items):\n        if i >= limit:\n"
                    f"            break\n        total += len(str(item)) * {a}\n"
                    f"    return total // max(1, len(items))\n")
@@ -130,7 +130,7 @@ def _c_like(rng, used, words, lang: str) -> str:
     for _ in range(rng.randint(4, 7)):
         name = _name(rng, used)
         a, b = rng.randint(2, 9), rng.randint(10, 99)
-        comment = _sentence(rng, "en", words)
+        comment = sentence(rng, "en", words)
         if lang == "go":
             out.append(f"// {_camel(name)} reports how many items it saw. {comment}\nfunc {_camel(name)}"
                        f"(items []string) int {{\n\ttotal := 0\n\tfor i, item := range items {{\n"
@@ -154,7 +154,7 @@ def _sql(rng, used, words) -> str:
     out = []
     for _ in range(rng.randint(3, 6)):
         table = _name(rng, used)
-        out.append(f"-- {_sentence(rng, 'en', words)}\nCREATE TABLE {table} (\n    id INTEGER PRIMARY KEY,\n"
+        out.append(f"-- {sentence(rng, 'en', words)}\nCREATE TABLE {table} (\n    id INTEGER PRIMARY KEY,\n"
                    f"    label TEXT NOT NULL,\n    weight REAL DEFAULT {rng.randint(1, 9)}.0\n);\n\n"
                    f"SELECT label, SUM(weight) AS total\nFROM {table}\nWHERE weight > {rng.randint(1, 50)}\n"
                    f"GROUP BY label\nORDER BY total DESC;\n")
@@ -165,7 +165,7 @@ def _lua(rng, used, words) -> str:
     out = []
     for _ in range(rng.randint(4, 6)):
         name = _name(rng, used)
-        out.append(f"-- {_sentence(rng, 'en', words)}\nlocal function {name}(items)\n  local total = 0\n"
+        out.append(f"-- {sentence(rng, 'en', words)}\nlocal function {name}(items)\n  local total = 0\n"
                    f"  for i, item in ipairs(items) do\n    if i > {rng.randint(10, 99)} then break end\n"
                    f"    total = total + #tostring(item) * {rng.randint(2, 9)}\n  end\n  return total\nend\n")
     return "\n".join(out)
@@ -175,19 +175,19 @@ def _scheme(rng, used, words) -> str:
     out = []
     for _ in range(rng.randint(4, 7)):
         name = _name(rng, used).replace("_", "-")
-        out.append(f";; {_sentence(rng, 'en', words)}\n(define ({name} items)\n  (let loop ((xs items) (total 0))\n"
+        out.append(f";; {sentence(rng, 'en', words)}\n(define ({name} items)\n  (let loop ((xs items) (total 0))\n"
                    f"    (if (null? xs)\n        total\n        (loop (cdr xs) (+ total (* {rng.randint(2, 9)} "
                    f"(string-length (car xs))))))))\n")
     return "\n".join(out)
 
 
 def _html(rng, words) -> str:
-    paras = "\n".join(f"    <p>{_sentence(rng, 'en', words)} {_sentence(rng, 'en', words)}</p>" for _ in range(6))
+    paras = "\n".join(f"    <p>{sentence(rng, 'en', words)} {sentence(rng, 'en', words)}</p>" for _ in range(6))
     return f"<html>\n  <head><title>Guide</title></head>\n  <body>\n{paras}\n  </body>\n</html>\n"
 
 
 def _markdown(rng, words, title: str) -> str:
-    paras = "\n\n".join(" ".join(_sentence(rng, "en", words) for _ in range(3)) for _ in range(4))
+    paras = "\n\n".join(" ".join(sentence(rng, "en", words) for _ in range(3)) for _ in range(4))
     return f"# {title}\n\n{paras}\n"
 
 
@@ -273,7 +273,7 @@ def _northwind(rng, used, words, n: int) -> dict[str, str | bytes]:
     files["server/build_linux.go"] = (_apache_header(2022, "The Northwind Authors", "//") + "\n//go:build linux\n\n"
                                       "package server\n\n" + _c_like(rng, used, words, "go"))
     files["dist/bundle.min.js"] = "".join(f"function f{i}(a){{return a*{i}+{i % 7}}};" for i in range(120)) + "\n"
-    files["web/strings_table.js"] = "".join(f"export const S{i} = \"{'x' * 20}{_sentence(rng, 'en', words)}"
+    files["web/strings_table.js"] = "".join(f"export const S{i} = \"{'x' * 20}{sentence(rng, 'en', words)}"
                                             f"{' and more text' * 8}\";\n" for i in range(12))
     files["testdata/golden.h"] = b"#define GOLDEN 1\n" + bytes([0, 1, 2, 3, 255, 254]) * 20
     return files

@@ -20,7 +20,7 @@ import random
 import re
 import tarfile
 
-from pipeline.sample_crawl import _sentence
+from smallgiant.samples.crawl import sentence
 
 BULK = "arXiv_src_2301_001.tar"
 MACROS = r"""\newcommand{\R}{\mathbb{R}}
@@ -34,7 +34,7 @@ TOPICS = ["Introduction", "Related Work", "Method", "Experiments", "Analysis", "
 
 
 def _para(rng: random.Random, used: set[str], n: int | None = None) -> str:
-    return " ".join(_sentence(rng, "en", used) for _ in range(n or rng.randint(3, 5)))
+    return " ".join(sentence(rng, "en", used) for _ in range(n or rng.randint(3, 5)))
 
 
 def _math(rng: random.Random) -> str:
@@ -62,14 +62,14 @@ def _section(rng: random.Random, used: set[str], title: str) -> str:
 def _bibliography(rng: random.Random, used: set[str]) -> str:
     if rng.random() < 0.5:
         return "\\bibliographystyle{plain}\n\\bibliography{refs}\n"
-    items = "\n".join(f"\\bibitem{{r{i}}} {_sentence(rng, 'en', used)}" for i in range(3))
+    items = "\n".join(f"\\bibitem{{r{i}}} {sentence(rng, 'en', used)}" for i in range(3))
     return f"\\begin{{thebibliography}}{{9}}\n{items}\n\\end{{thebibliography}}\n"
 
 
 def _front(rng: random.Random, used: set[str], packages: str = "") -> str:
     return ("\\documentclass[11pt]{article}\n\\usepackage{amsmath,amssymb" + packages + "}\n"
             + ("" if packages else MACROS)
-            + f"\\title{{{_sentence(rng, 'en', used)[:-1]}}}\n\\author{{A. Author}}\n\\begin{{document}}\n"
+            + f"\\title{{{sentence(rng, 'en', used)[:-1]}}}\n\\author{{A. Author}}\n\\begin{{document}}\n"
             "\\maketitle\n\\begin{abstract}\n" + _para(rng, used, 2) + "\n\\end{abstract}\n\n")
 
 
