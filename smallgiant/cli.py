@@ -250,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = jobs.add_parser("demo", help="run the end-to-end demo on the embedded samples",
                            description="Every stage in order on the embedded samples: curation of the seven "
                                        "sources, the reference classifier, the tokenizer, mixture shards, the "
-                                       "tiny model trained on the CPU and a sample generation; then "
-                                       "report.html. Stages whose outputs are up to date are skipped.")
+                                       "tiny model trained on the CPU, its score on a continuation task built "
+                                       "from held-out documents and a sample generation; then report.html. "
+                                       "Stages whose outputs are up to date are skipped.")
     demo.add_argument("--output", default="build/demo", help="demo directory (default: build/demo)")
     demo.add_argument("--force", action="store_true", help="run every stage again, up to date or not")
     demo.add_argument("--overwrite", action="store_true",
