@@ -311,9 +311,15 @@ def _run_job(parser: argparse.ArgumentParser, args: argparse.Namespace, leftover
     return args.func(args, beam_args)
 
 
+BEAM_JOBS = ("pipeline", "classifier", "tokenizer", "demo")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] and argv[0] in BEAM_JOBS:   # before any thread exists (pipeline.runtime.memory)
+        from pipeline.runtime.memory import one_malloc_arena
+        one_malloc_arena()
+    parser = build_parser()
     try:
         return run_command(parser, argv, lambda args, leftovers: _run_job(parser, args, leftovers))
     except (ValueError, FileNotFoundError) as exc:

@@ -18,11 +18,13 @@ import numpy as np
 
 from pipeline.engine import spill
 from pipeline.engine.keys import DEFAULT_CHUNK_DOCS, Unit, doc_key, units_of
+from pipeline.engine.steps import pack, unpack
 from pipeline.engine.view import UnitView
 from pipeline.inputs import join
 from pipeline.runtime.counters import add_all, capture, doc_bytes, inc, timed, timed_iter
 from pipeline.runtime.funnel import format_funnel, languages, stage_funnel
 from pipeline.runtime.guard import DEFAULT_MAX_LEASE_AGE_HOURS, claim_output
+from pipeline.runtime.memory import release_memory
 from pipeline.runtime.output import RowBatches
 from pipeline.runtime.progress import Progress
 from pipeline.runtime.runner import local_cores, pipeline_options, run_graph
@@ -41,19 +43,6 @@ class EngineSettings:
     buckets: int = DEFAULT_BUCKETS
     output_shards: int | None = None
     fresh: bool = False
-
-
-def release_memory() -> None:
-    """Hand memory freed by a unit's work back to the system: Arrow's pool and the C heap keep it
-    otherwise, and a worker's resident size would creep up unit after unit."""
-    import ctypes
-
-    import pyarrow as pa
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):   # not glibc
-        pass
 
 
 @contextlib.contextmanager
@@ -207,12 +196,12 @@ def _view(work, joined, dtypes, steps, position, chunk_docs, units=None, kept_id
 
 
 def packed_by(array: np.ndarray, groups: np.ndarray):
-    """(group, packed bytes of the rows of that group) for each distinct value of `groups`, rows in order."""
+    """(group, packed rows of that group) for each distinct value of `groups`, rows in order."""
     order = np.argsort(groups, kind="stable")
     array, groups = array[order], groups[order]
     cuts = np.flatnonzero(np.diff(groups)) + 1
     for part in np.split(np.arange(len(array)), cuts):
-        yield int(groups[part[0]]), array[part].tobytes()
+        yield int(groups[part[0]]), pack(array[part])
 
 
 class EmitRound(beam.DoFn):
@@ -236,8 +225,9 @@ class EmitRound(beam.DoFn):
         release_memory()
         if not len(entries):
             return
-        inc(f"shuffle.{self.round_name}.entry_bytes", entries.nbytes)
-        yield from packed_by(entries, entries["h"] % np.uint64(self.buckets))
+        for bucket, packed in packed_by(entries, entries["h"] % np.uint64(self.buckets)):
+            inc(f"shuffle.{self.round_name}.entry_bytes", len(packed))
+            yield bucket, packed
 
 
 class DecideRound(beam.DoFn):
@@ -251,21 +241,22 @@ class DecideRound(beam.DoFn):
     def process(self, group):
         _, parts = group
         dtype = self.round.entry
-        entries = np.concatenate([np.frombuffer(p, dtype=dtype) for p in parts])
+        entries = np.concatenate([unpack(p, dtype) for p in parts])
         with timed(self.step.stage):
             entries = entries[np.lexsort(tuple(entries[f] for f in reversed(dtype.names)))]
             results = self.round.decide(entries)
         if not len(results):
             return
-        inc(f"shuffle.{self.round_name}.result_bytes", results.nbytes)
-        yield from packed_by(results, units_of(results["key"], self.chunk_docs))
+        for unit, packed in packed_by(results, units_of(results["key"], self.chunk_docs)):
+            inc(f"shuffle.{self.round_name}.result_bytes", len(packed))
+            yield unit, packed
 
 
 def _kept_by_unit(kv, chunk_docs: int):
     """(unit, DROP bytes) -> (unit of each kept document, DROP bytes about it)."""
     from pipeline.engine.steps import DROP
     _, raw = kv
-    drops = np.frombuffer(raw, dtype=DROP)
+    drops = unpack(raw, DROP)
     yield from packed_by(drops, units_of(drops["kept"], chunk_docs))
 
 
@@ -281,7 +272,7 @@ class LookupIds(beam.DoFn):
         _, joined = kv
         if not joined["unit"] or not joined["want"]:
             return
-        drops = np.concatenate([np.frombuffer(b, dtype=DROP) for b in joined["want"]])
+        drops = np.concatenate([unpack(b, DROP) for b in joined["want"]])
         wanted = set(drops["kept"].tolist())
         ids = {row["key"]: row["id"] for row in spill.read_rows(self.work, joined["unit"][0], ["key", "id"])
                if row["key"] in wanted}

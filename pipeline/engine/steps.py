@@ -19,6 +19,7 @@ import dataclasses
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+import zstandard
 
 from pipeline.engine.keys import DEFAULT_CHUNK_DOCS
 
@@ -93,3 +94,22 @@ def sort_entries(entries: np.ndarray, *fields: str) -> np.ndarray:
     """Entries sorted by `fields` (the first is the primary key); ties keep a stable order."""
     order = np.lexsort(tuple(entries[f] for f in reversed(fields)))
     return entries[order]
+
+
+# --- entries and results as shuffled ----------------------------------------------------------------
+
+def pack(array: np.ndarray) -> bytes:
+    """A structured array as shuffled: field by field, zstd-compressed (a unit's keys are sorted and
+    share their high bytes, so they shrink to a fraction; hashes do not)."""
+    return zstandard.ZstdCompressor(level=1).compress(b"".join(array[f].tobytes() for f in array.dtype.names))
+
+
+def unpack(data: bytes, dtype: np.dtype) -> np.ndarray:
+    raw = zstandard.ZstdDecompressor().decompress(data)
+    n = len(raw) // dtype.itemsize
+    out, offset = np.zeros(n, dtype=dtype), 0
+    for name in dtype.names:
+        width = dtype.fields[name][0].itemsize * n
+        out[name] = np.frombuffer(raw, dtype=dtype.fields[name][0], count=n, offset=offset)
+        offset += width
+    return out

@@ -8,11 +8,12 @@ import numpy as np
 
 from pipeline.engine import spill
 from pipeline.engine.keys import Unit
+from pipeline.engine.steps import unpack
 from pipeline.lines import hash_lines
 from pipeline.schema import Document, Rejected
 
 if TYPE_CHECKING:
-    from pipeline.engine.steps import WholeRunStep
+    from pipeline.engine.steps import WholeRunStep  # noqa: F401
 
 
 class UnitView:
@@ -32,7 +33,7 @@ class UnitView:
         """The results of round `name` about this unit's documents, sorted by key."""
         if name not in self._results:
             dtype = self._dtypes[name]
-            parts = [np.frombuffer(b, dtype=dtype) for b in self._raw.get(name, [])]
+            parts = [unpack(b, dtype) for b in self._raw.get(name, [])]
             arr = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
             self._results[name] = arr[np.argsort(arr["key"], kind="stable")]
         return self._results[name]

@@ -74,6 +74,9 @@ def make_pipeline(opts: PipelineOptions) -> beam.Pipeline:
     """With no runner named, the DirectRunner's batch engine (FnApiRunner) is used directly: the
     DirectRunner would first try to download the Prism runner, which an offline machine cannot."""
     show_worker_progress()
+    if is_local(opts):
+        from pipeline.runtime.memory import one_malloc_arena
+        one_malloc_arena()
     if opts.view_as(StandardOptions).runner is None:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
         return beam.Pipeline(runner=FnApiRunner(), options=opts)
