@@ -13,6 +13,7 @@ does not grow with the corpus has a slope near 0.
 from __future__ import annotations
 
 import argparse
+import atexit
 import gzip
 import json
 import os
@@ -64,12 +65,16 @@ def parse(ap: argparse.ArgumentParser) -> tuple[argparse.Namespace, list[str]]:
 
 
 def prepared(ap: argparse.ArgumentParser) -> tuple[argparse.Namespace, list[str], str]:
-    """Arguments, the job's extra options and the scratch directory (given by --work, or a new one)."""
+    """Arguments, the job's extra options and the scratch directory: --work, or a temporary one this script
+    makes and removes at exit. Job outputs in it are re-used by the jobs' own output rules."""
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--work", help="scratch directory (default: a temporary one, removed)")
     a, extra = parse(ap)
-    work = a.work or tempfile.mkdtemp(prefix="smallgiant-bench.")
-    os.makedirs(work, exist_ok=True)
+    if a.work:
+        os.makedirs(a.work, exist_ok=True)
+        return a, extra, a.work
+    work = tempfile.mkdtemp(prefix="smallgiant-bench.")
+    atexit.register(shutil.rmtree, work, True)
     return a, extra, work
 
 
@@ -95,7 +100,6 @@ def main() -> None:
             path = os.path.join(work, f"prefix-{docs}.warc.wet.gz")
             write_prefix(recs, docs, path)
         out = os.path.join(work, f"out-{a.source}-{docs}")
-        shutil.rmtree(out, ignore_errors=True)
         wall, peak = run_job(path, out, a.workers, extra, a.source)
         with open(os.path.join(out, "stats.json")) as f:
             stats = json.load(f)
@@ -106,8 +110,6 @@ def main() -> None:
     print(f"{a.source} growth: {growth / 1024:,.2f} KB per input document "
           f"(quarter -> whole: {(points[-1][1] - points[0][1]) / 2**20:+,.0f} MiB for "
           f"{points[-1][0] - points[0][0]:,} documents); whole-file peak {points[-1][1] / 2**30:.2f} GiB")
-    if not a.work:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -49,9 +49,10 @@ def tree_rss(pid: int) -> int:
 
 
 def run_job(wet: str, out: str, workers: int, extra: list[str], source: str = "cc") -> tuple[float, int]:
-    """Run `smallgiant pipeline SOURCE` as a child process; (wall seconds, peak RSS of its process tree)."""
+    """Run `smallgiant pipeline SOURCE` as a child process, all of it (`--fresh`: nothing resumed from an
+    earlier run in `out`); (wall seconds, peak RSS of its process tree)."""
     exe = shutil.which("smallgiant") or os.path.join(os.path.dirname(sys.executable), "smallgiant")
-    cmd = [exe, "pipeline", source, "--input", wet, "--output", out, f"--direct_num_workers={workers}",
+    cmd = [exe, "pipeline", source, "--input", wet, "--output", out, "--fresh", f"--direct_num_workers={workers}",
            "--direct_running_mode=" + ("multi_processing" if workers > 1 else "in_memory"), *extra]
     t0 = time.time()
     proc = subprocess.Popen(cmd)

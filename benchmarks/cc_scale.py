@@ -16,7 +16,6 @@ import gzip
 import json
 import os
 import random
-import shutil
 import sys
 import zlib
 
@@ -70,14 +69,11 @@ def main() -> None:
     os.makedirs(inputs, exist_ok=True)
     docs = write_copies(a.wet, a.copies, inputs)
     out = os.path.join(work, "out")
-    shutil.rmtree(out, ignore_errors=True)
     wall, peak = run_job(os.path.join(inputs, "copy-*.warc.wet.gz"), out, a.workers, extra)
     with open(os.path.join(out, "stats.json")) as f:
         stats = json.load(f)
     print(f"{a.copies} copies: {docs:,} documents in {a.copies} files, {stats['documents_out']:,} kept, "
           f"{wall:.1f} s wall ({docs / wall:,.0f} docs/s, {a.workers} workers), peak {peak / 2**30:.2f} GiB")
-    if not a.work:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import argparse
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -56,7 +55,6 @@ def main() -> None:
                    check=True, env=env, stdout=subprocess.DEVNULL)
     dt_wall = time.time() - t0
     out = os.path.join(work, "ours")
-    shutil.rmtree(out, ignore_errors=True)
     wall, peak = run_job(a.wet, out, a.workers, extra)
     with open(os.path.join(out, "stats.json")) as f:
         stats = json.load(f)
@@ -69,7 +67,6 @@ def main() -> None:
           f"peak {peak / 2**20:,.0f} MiB")
     print(f"ratio per core: {ours / theirs:.2f}x")
     out2 = os.path.join(work, "ours-shards")
-    shutil.rmtree(out2, ignore_errors=True)
     wall2, _ = run_job(os.path.join(shards, "bench-*.warc.wet.gz"), out2, a.workers, extra)
     print(f"smallgiant on the same {a.workers} shards as datatrove: {wall2:.1f} s wall, "
           f"{docs / wall2 / a.workers:,.1f} docs/s per core, ratio {dt_wall / wall2:.2f}x")

@@ -29,6 +29,7 @@ exactly. No shuffle carries a book or its shingles.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 import numpy as np
@@ -82,13 +83,10 @@ class NearDuplicateBooks(WholeRunStep):
         self.threshold, self.ngram, self.perms, self.stage = threshold, ngram, perms, stage
         self.lsh_threshold = candidate_threshold(threshold, perms)
 
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_signer"}
-
+    @functools.cached_property
     def signer(self) -> Signer:
-        if "_signer" not in self.__dict__:
-            self.__dict__["_signer"] = Signer(num_perm=self.perms, ngram=self.ngram, threshold=self.lsh_threshold)
-        return self.__dict__["_signer"]
+        """Built on first use, in the worker (the driver builds steps only to lay out the graph)."""
+        return Signer(num_perm=self.perms, ngram=self.ngram, threshold=self.lsh_threshold)
 
     def rounds(self) -> list[Round]:
         return [Round(f"{self.stage}.pairs", BAND, PAIR, self._bands, _pairs)]
@@ -100,8 +98,8 @@ class NearDuplicateBooks(WholeRunStep):
                 words = content_words(doc.text)
                 if not len(shingle_hashes(words, self.ngram)):
                     continue
-                signature = self.signer().signature(words)
-            rows += [(xxhash.xxh3_64_intdigest(band), key) for band in self.signer().band_keys(signature)]
+                signature = self.signer.signature(words)
+            rows += [(xxhash.xxh3_64_intdigest(band), key) for band in self.signer.band_keys(signature)]
         return np.array(rows, dtype=BAND)
 
     def wanted(self, view) -> list[int]:

@@ -38,8 +38,11 @@ class ExactDedup(WholeRunStep):
         return [Round(self.stage, ENTRY, DROP, self._emit, self._decide)]
 
     def _emit(self, view) -> np.ndarray:
-        rows = [(h & _LOW, h >> 64, key) for key, text in view.texts() if not view.is_dropped(key)
-                for h in (content_hash(text),)]
+        rows = []
+        for key, text in view.texts():
+            if not view.is_dropped(key):
+                h = content_hash(text)
+                rows.append((h & _LOW, h >> 64, key))
         return np.array(rows, dtype=ENTRY)
 
     @staticmethod

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import xxhash
@@ -47,16 +48,15 @@ class NearDedup(WholeRunStep):
         self.template = template or TemplateRule()
         self.stage = stage
 
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_signer"}
+    @functools.cached_property
+    def signer(self):
+        """Built on first use, in the worker (the driver builds steps only to lay out the graph)."""
+        from pipeline.minhash import Signer
+        return Signer(num_perm=self.perms, ngram=self.ngram, threshold=self.threshold)
 
     def _sign(self, text: str):
-        signer = self.__dict__.get("_signer")
-        if signer is None:
-            from pipeline.minhash import Signer
-            signer = self._signer = Signer(num_perm=self.perms, ngram=self.ngram, threshold=self.threshold)
-        sig = signer.signature(text)
-        return [] if sig is None else signer.band_keys(sig)
+        sig = self.signer.signature(text)
+        return [] if sig is None else self.signer.band_keys(sig)
 
     def rounds(self) -> list[Round]:
         return [Round(f"{self.stage}.templates", LINE_ENTRY, TEMPLATE, line_entries, self._templates),

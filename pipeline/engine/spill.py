@@ -21,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.engine.keys import Unit
 from pipeline.inputs import join
+from pipeline.runtime.guard import delete_files, exists, files_under, read_bytes, write_atomically
 from pipeline.schema import DEAD_LETTER_SCHEMA, REJECT_SCHEMA, DeadLetter, Document, Rejected
 
 SPILL_SCHEMA = pa.schema([pa.field("key", pa.uint64())] + list(REJECT_SCHEMA))
@@ -38,20 +39,6 @@ def marker_path(work: str, file_index: int) -> str:
 
 def dead_path(work: str, file_index: int) -> str:
     return join(work, "read", f"{file_index:06d}.dead.parquet")
-
-
-def _exists(path: str) -> bool:
-    return FileSystems.exists(path)
-
-
-def write_bytes(path: str, data: bytes) -> None:
-    with FileSystems.create(path) as f:
-        f.write(data)
-
-
-def read_bytes(path: str) -> bytes:
-    with FileSystems.open(path) as f:
-        return f.read()
 
 
 def spill_row(key: int, item: Document | Rejected) -> dict:
@@ -108,12 +95,12 @@ def read_dead(work: str, file_index: int) -> list[dict]:
 
 
 def write_marker(work: str, file_index: int, marker: dict) -> None:
-    write_bytes(marker_path(work, file_index), json.dumps(marker, sort_keys=True).encode())
+    write_atomically(marker_path(work, file_index), json.dumps(marker, sort_keys=True).encode())
 
 
 def read_marker(work: str, file_index: int) -> dict | None:
     path = marker_path(work, file_index)
-    if not _exists(path):
+    if not exists(path):
         return None
     try:
         return json.loads(read_bytes(path))
@@ -122,15 +109,14 @@ def read_marker(work: str, file_index: int) -> dict | None:
 
 
 def save_array(path: str, array: np.ndarray) -> None:
-    """Written under a temporary name and renamed: a reader finds the whole array or none."""
+    """Written atomically: a reader finds the whole array or none."""
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
-    write_bytes(path + ".tmp", buf.getvalue())
-    FileSystems.rename([path + ".tmp"], [path])
+    write_atomically(path, buf.getvalue())
 
 
 def load_array(path: str) -> np.ndarray | None:
-    if not _exists(path):
+    if not exists(path):
         return None
     try:
         return np.load(io.BytesIO(read_bytes(path)), allow_pickle=False)
@@ -140,10 +126,6 @@ def load_array(path: str) -> np.ndarray | None:
 
 def forget_file(work: str, file_index: int) -> None:
     """Remove what an unfinished read pass of the file left (its units and their caches)."""
-    pattern = join(work, "units", f"u-{file_index:06d}-*")
-    try:
-        found = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-    except Exception:  # Beam raises when nothing matches
-        found = []
-    if found:
-        FileSystems.delete(found)
+    prefix = f"u-{file_index:06d}-"
+    units = join(work, "units")
+    delete_files([join(units, f) for f in files_under(units) if f.startswith(prefix)])

@@ -14,8 +14,6 @@ def run(source: Source, input_spec: str, out: str, beam_args: list[str] | None =
         max_lease_age: float = DEFAULT_MAX_LEASE_AGE_HOURS, chunk_docs: int | None = None,
         fresh: bool = False) -> dict:
     """Run the source's job to completion, publish its outputs, write stats.json, print the funnel."""
-    if output_shards is not None and output_shards < 1:
-        raise ValueError("--output-shards must be >= 1")
     files = source.files(input_spec, max_files)
     settings = EngineSettings(output_shards=output_shards, fresh=fresh)
     if chunk_docs:

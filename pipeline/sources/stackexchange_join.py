@@ -97,9 +97,6 @@ class JoinAnswers(WholeRunStep):
     def rounds(self) -> list[Round]:
         return [Round(JOIN, POST, LINK, _emit, _decide)]
 
-    def dropped(self, view) -> np.ndarray:
-        return np.zeros(0, np.uint64)
-
     def wanted(self, view) -> list[int]:
         links = view.results(JOIN)
         return links["other"][links["kind"] == ANSWER].tolist()
