@@ -15,6 +15,8 @@ import urllib.request
 from typing import BinaryIO, Callable
 
 CC_PREFIX = "https://data.commoncrawl.org/"
+Span = tuple[int, "int | None"]      # [start, end) in bytes of a file; end None: to its end
+WHOLE: Span = (0, None)
 GZIP_MAGIC = b"\x1f\x8b"   # the first two bytes of every gzip member (RFC 1952)
 _GLOB_CHARS = set("*?[")
 log = logging.getLogger(__name__)
@@ -45,13 +47,52 @@ def join(*parts: str) -> str:
     return os.path.join(*parts)
 
 
-def open_stream(path: str) -> BinaryIO:
-    """A raw byte stream of a file on any Beam filesystem or over http(s)."""
+def open_stream(path: str, start: int = 0, end: int | None = None) -> BinaryIO:
+    """A raw byte stream of a file on any Beam filesystem or over http(s), from byte `start` up to `end`
+    (default: the end of the file)."""
     if _is_http(path):
-        return RetryingHttpReader(path)
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        stream = RetryingHttpReader(path, start=start)
+    else:
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+        stream = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        if start:
+            stream.seek(start)
+    return stream if end is None else Bounded(stream, end - start)
+
+
+def input_size(path: str) -> int | None:
+    """The size of a file in bytes (over http(s): what a HEAD request says), or None when it cannot be told."""
+    try:
+        if _is_http(path):
+            req = urllib.request.Request(path, method="HEAD", headers={"User-Agent": "smallgiant"})
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                length = resp.headers.get("Content-Length")
+            return int(length) if length and length.isdigit() else None
+        from apache_beam.io.filesystems import FileSystems
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+    except Exception:  # noqa: BLE001 - a file whose size is unknown is read whole; reading it reports why
+        return None
+
+
+class Bounded(io.RawIOBase):
+    """The first `limit` bytes of a stream (closing it closes the stream)."""
+
+    def __init__(self, stream: BinaryIO, limit: int):
+        self.stream, self.left = stream, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.stream.read(want) if want > 0 else b""
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
 
 
 def read_listing(path: str, prefix: str = CC_PREFIX, limit: int | None = None) -> list[str]:
@@ -157,10 +198,10 @@ class RetryingHttpReader(io.RawIOBase):
     and the file is the job's dead letter."""
 
     def __init__(self, url: str, retries: int = 8, timeout: float = 60.0, backoff: float = 1.0,
-                 deadline: float = 600.0, refused_retries: int = 2, max_delay: float = 60.0):
+                 deadline: float = 600.0, refused_retries: int = 2, max_delay: float = 60.0, start: int = 0):
         self.url, self.retries, self.timeout, self.backoff = url, retries, timeout, backoff
         self.deadline, self.refused_retries, self.max_delay = deadline, refused_retries, max_delay
-        self.pos = 0
+        self.pos = start
         self._resp = None
         self._end: int | None = None
         self._done = False

@@ -29,7 +29,9 @@ handed on) plus a few MiB of read and inflate buffers, whatever the input:
   stream; CommonCrawl writes one member per record, where it costs that record only.
 
 Offsets are those of the gzip member that holds the record (what CommonCrawl's index records), or of the
-record itself in an uncompressed file.
+record itself in an uncompressed file. A per-record-gzip file can be read in parts: `member_start` finds
+where a member that holds a record starts, and `read_warc(..., origin=)` reads a stream that starts there,
+giving the file's offsets.
 """
 from __future__ import annotations
 
@@ -76,12 +78,12 @@ class _Abandoned(Exception):
     """A gzip member inflated too far without a record boundary (see the module docstring)."""
 
 
-def _gzip_events(f: BinaryIO, name: str, stalled: Callable[[], str] = lambda: "") -> Iterator[tuple]:
-    """Decompress a multi-member gzip stream: ("data", member_offset, bytes), ("end", member_offset),
-    ("dead", DeadLetter). After a corrupt member, or one abandoned because `stalled()` gave a reason after
-    its latest output, it scans forward for the next member header."""
+def _gzip_events(f: BinaryIO, name: str, stalled: Callable[[], str] = lambda: "", origin: int = 0) -> Iterator[tuple]:
+    """Decompress a multi-member gzip stream that starts at file offset `origin`: ("data", member_offset,
+    bytes), ("end", member_offset), ("dead", DeadLetter). After a corrupt member, or one abandoned because
+    `stalled()` gave a reason after its latest output, it scans forward for the next member header."""
     raw = bytearray()
-    off = 0          # file offset of raw[0]
+    off = origin     # file offset of raw[0]
     eof = False
 
     def more() -> bool:
@@ -402,9 +404,12 @@ class _RecordParser:
         return False
 
 
-def read_warc(f: BinaryIO, name: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Item]:
+def read_warc(f: BinaryIO, name: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+              origin: int = 0) -> Iterator[Item]:
     """Yield every record of a WARC/WET stream, or a DeadLetter for every stretch that is not one. A file
-    without any record (empty, or only whitespace) is one DeadLetter."""
+    without any record (empty, or only whitespace) is one DeadLetter. `origin` is the file offset where
+    the stream starts (a part of a gzipped file that starts at a member, `member_start`): offsets are the
+    file's."""
     first = f.read(CHUNK)
     while 0 < len(first) < 8:  # enough to tell gzip from WARC even from a stream of tiny reads
         more = f.read(CHUNK)
@@ -412,13 +417,13 @@ def read_warc(f: BinaryIO, name: str, max_record_bytes: int = DEFAULT_MAX_RECORD
             break
         first += more
     if not first:
-        yield DeadLetter(name, 0, "empty file")
+        yield DeadLetter(name, origin, "empty file")
         return
     # a damaged first member still leaves the file gzipped: look past it for the next member header
     gzipped = is_gzip(first) or (not first.lstrip().startswith(b"WARC/") and GZIP_MEMBER_HEADER in first)
     parser = _RecordParser(name, max_record_bytes, gzipped)
     if gzipped:
-        events = _gzip_events(_Prefixed(first, f), name, parser.stalled)
+        events = _gzip_events(_Prefixed(first, f), name, parser.stalled, origin)
     else:
         events = _plain_events(f, first)
     anything = False
@@ -434,7 +439,23 @@ def read_warc(f: BinaryIO, name: str, max_record_bytes: int = DEFAULT_MAX_RECORD
             anything = True
             yield item
     if not anything:
-        yield DeadLetter(name, 0, "no WARC record in the file: its data is empty or whitespace")
+        yield DeadLetter(name, origin, "no WARC record in the file: its data is empty or whitespace")
+
+
+def member_start(data: bytes) -> int | None:
+    """The index in `data` of the first gzip member that holds a WARC record (its first inflated bytes
+    are `WARC/1.`), or None. The three header bytes alone also occur inside compressed data: every
+    candidate is proved by inflating its start."""
+    at = data.find(GZIP_MEMBER_HEADER)
+    while at >= 0:
+        try:
+            head = zlib.decompressobj(31).decompress(data[at:at + FEED_BYTES], 16)
+        except zlib.error:
+            head = b""
+        if _RECORD_START.match(head):
+            return at
+        at = data.find(GZIP_MEMBER_HEADER, at + 1)
+    return None
 
 
 class _Prefixed:

@@ -102,8 +102,9 @@ def test_keep_first_line_dedup_and_a_quality_scorer(tmp_path):
     assert lines and all(sum(b in s for s in shown) == 1 for b in lines)
 
 
-def test_faults_are_dead_letters_and_counts_reconcile(tmp_path):
-    """Good records in = kept + rejected; bad records = dead letters, each with file, offset, reason."""
+def _faulty_crawl(tmp_path):
+    """A crawl folder: one file of sample pages with every kind of damage between them, one unreadable
+    file; (its glob, the pages)."""
     from smallgiant.samples.crawl import make_pages, wet_bytes
     pages = make_pages(3)
     good = wet_bytes(pages)
@@ -134,8 +135,14 @@ def test_faults_are_dead_letters_and_counts_reconcile(tmp_path):
     crawl.mkdir()
     write(str(crawl / "a.warc.wet.gz"), b"".join(mixed))
     os.symlink(str(tmp_path / "missing.warc.wet.gz"), str(crawl / "b.warc.wet.gz"))  # unreadable file
+    return str(crawl / "*.warc.wet.gz"), pages
+
+
+def test_faults_are_dead_letters_and_counts_reconcile(tmp_path):
+    """Good records in = kept + rejected; bad records = dead letters, each with file, offset, reason."""
+    spec, pages = _faulty_crawl(tmp_path)
     out = str(tmp_path / "out")
-    stats = run(CCConfig(input=str(crawl / "*.warc.wet.gz"), output=out), LOCAL)
+    stats = run(CCConfig(input=spec, output=out), LOCAL)
 
     dead = read_rows(os.path.join(out, "dead_letters"))
     assert stats["dead_letters"] == len(dead) == 9
@@ -148,6 +155,25 @@ def test_faults_are_dead_letters_and_counts_reconcile(tmp_path):
     rejected = read_rows(os.path.join(out, "rejects"), ["id"])
     assert stats["documents_in"] == len(pages) == len(kept) + len(rejected)
     assert {r["id"] for r in kept + rejected} == {p.id for p in pages}
+
+
+def test_a_file_read_in_parts_gives_what_the_whole_file_gives(tmp_path):
+    """Split into byte ranges read at once (two workers), a damaged file gives the documents, rejects
+    and dead letters of the file read front to back, in the same order."""
+    spec, _ = _faulty_crawl(tmp_path)
+    results = {}
+    for split, args in ((0, LOCAL), (20_000, ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
+        out = str(tmp_path / f"out-{split}")
+        stats = run(CCConfig(input=spec, output=out, split_bytes=split, chunk_docs=50), args)
+        results[split] = (stats, [read_rows(os.path.join(out, d)) for d in ("docs", "rejects", "dead_letters")])
+    (whole, got_whole), (parts, got_parts) = results[0], results[20_000]
+    assert whole["parts"] == whole["files"] == 2 and parts["parts"] > 4
+    assert got_parts[0] == got_whole[0] and len(got_whole[0]) > 40                # kept documents, in order
+    for a, b in zip(got_parts[1:], got_whole[1:]):
+        assert sorted(map(str, a)) == sorted(map(str, b))                          # rejects, dead letters
+    assert [r["offset"] for r in got_parts[2]] == [r["offset"] for r in got_whole[2]]
+    assert {k: v for k, v in parts.items() if k in ("records", "documents_in", "documents_out", "dead_letters")} \
+        == {k: v for k, v in whole.items() if k in ("records", "documents_in", "documents_out", "dead_letters")}
 
 
 def _members(data: bytes) -> list[bytes]:

@@ -84,14 +84,14 @@ def reference(crawl, tmp_path_factory):
 
 def test_a_killed_run_resumes_and_ends_as_an_uninterrupted_one(crawl, reference, tmp_path):
     ref_out, reference = reference
-    assert reference["files_resumed"] == 0 and reference["documents_in"] == FILES * PAGES
+    assert reference["parts_resumed"] == 0 and reference["documents_in"] == FILES * PAGES
     assert not os.path.exists(os.path.join(ref_out, "_work"))     # the work area goes once the job succeeded
 
     out = str(tmp_path / "out")
     done = _kill_after_first_file(crawl, out)
     assert 1 <= done < FILES and not os.path.exists(os.path.join(out, "docs"))
     resumed = run(_config(crawl, out), LOCAL)
-    assert resumed["files_resumed"] == done
+    assert resumed["parts_resumed"] == done
     assert _outputs(out) == _outputs(ref_out)
     assert _funnel(resumed) == _funnel(reference)               # resumed work counted once
     assert resumed["documents_in"] == FILES * PAGES
@@ -101,7 +101,7 @@ def test_fresh_reads_every_file_again(crawl, tmp_path):
     out = str(tmp_path / "out")
     assert _kill_after_first_file(crawl, out) >= 1
     stats = run(_config(crawl, out, fresh=True), LOCAL)
-    assert stats["files_resumed"] == 0 and stats["documents_in"] == FILES * PAGES
+    assert stats["parts_resumed"] == 0 and stats["documents_in"] == FILES * PAGES
 
 
 def test_a_failed_run_keeps_the_work_area_only_when_it_holds_finished_parts(tmp_path):

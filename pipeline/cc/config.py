@@ -33,6 +33,9 @@ class CCConfig:
                                    help="records, and HTTP bodies once decoded, larger than this go to dead "
                                         "letters; a gzip member that inflates 8x this past a record boundary "
                                         "is abandoned (a decompression bomb)")
+    split_bytes: int = option(16 << 20, type=non_negative_int,
+                              help="read a per-record-gzip file larger than this as ranges of about this many "
+                                   "bytes at once, each starting at a record (0: every file whole)")
     # document-level dedup
     exact_dedup: bool = option(True, "leave byte-identical pages in", negate=True)
     near_dedup: bool = option(True, "leave MinHash near-duplicates in", negate=True)

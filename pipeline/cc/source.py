@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Iterator
 
 from pipeline.cc.config import CCConfig
+from pipeline.inputs import Span
 from pipeline.schema import DeadLetter, Document
-from pipeline.readers.crawl import read_crawl
+from pipeline.readers.crawl import crawl_spans, read_crawl
 from pipeline.sources.base import Source, Step
 
 
@@ -30,6 +31,13 @@ class CommonCrawlSource(Source):
 
     def read(self, path: str) -> Iterator[Document | DeadLetter]:
         return read_crawl(path, self.cfg.max_record_bytes)
+
+    def spans(self, path: str) -> list[Span]:
+        from pipeline.engine.keys import MAX_PARTS
+        return crawl_spans(path, self.cfg.split_bytes, MAX_PARTS)
+
+    def read_span(self, path: str, span: Span) -> Iterator[Document | DeadLetter]:
+        return read_crawl(path, self.cfg.max_record_bytes, tuple(span))
 
     def dedup_steps(self) -> list:
         from pipeline.dedup.exact import ExactDedup

@@ -17,7 +17,7 @@ import apache_beam as beam
 import numpy as np
 
 from pipeline.engine import spill
-from pipeline.engine.keys import DEFAULT_CHUNK_DOCS, Unit, doc_key, units_of
+from pipeline.engine.keys import DEFAULT_CHUNK_DOCS, MAX_FILES, MAX_PARTS, MAX_ROWS, Unit, doc_key, part_name, units_of
 from pipeline.engine.steps import pack, unpack
 from pipeline.engine.view import UnitView
 from pipeline.inputs import join
@@ -83,8 +83,19 @@ def check_steps(steps) -> None:
 
 # --- read pass -------------------------------------------------------------------------------------
 
+def file_parts(item, source):
+    """(file index, path) -> (file index, part, path, start, end) for each byte range the source reads
+    the file in (one for most files: `Source.spans`)."""
+    index, path = item
+    spans = source.spans(path)
+    if len(spans) > MAX_PARTS:
+        raise ValueError(f"{path}: {len(spans)} parts, at most {MAX_PARTS}")
+    for part, (start, end) in enumerate(spans):
+        yield index, part, path, start, end
+
+
 class ReadPass(beam.DoFn):
-    """(file index, path) -> the file's units; documents go to the work area, once per file."""
+    """(file index, part, path, start, end) -> the part's units; documents go to the work area, once."""
 
     def __init__(self, source, work: str, chunk_docs: int, fingerprint: str, n_files: int):
         self.source, self.work, self.chunk_docs = source, work, chunk_docs
@@ -94,52 +105,61 @@ class ReadPass(beam.DoFn):
         self.steps = self.source.steps()
 
     def process(self, item):
-        index, path = item
-        marker = spill.read_marker(self.work, index)
-        if marker and marker.get("fingerprint") == self.fingerprint and marker.get("path") == path:
-            log.info("read %s (%d/%d): done by an earlier run, %d rows", path, index + 1, self.n_files,
-                     sum(marker["units"]))
-            inc("read.files_resumed")
+        index, part, path, start, end = item
+        reader, span = part_name(index, part), [start, end]
+        where = f"{path} (file {index + 1}/{self.n_files})"
+        if part or end is not None:
+            where += f" bytes {start}-{'end' if end is None else end}"
+        marker = spill.read_marker(self.work, reader)
+        if marker and marker.get("fingerprint") == self.fingerprint and marker.get("path") == path \
+                and marker.get("span") == span:
+            log.info("read %s: done by an earlier run, %d rows", where, sum(marker["units"]))
+            inc("read.parts_resumed")
         else:
-            spill.forget_file(self.work, index)
+            spill.forget_part(self.work, reader)
             with capture() as counts:
-                units, n_dead = self._read(index, path)
-            marker = {"path": path, "fingerprint": self.fingerprint, "units": units, "dead": n_dead,
-                      "counters": counts}
-            spill.write_marker(self.work, index, marker)
-            log.info("read %s (%d/%d): %d rows in %d units, %d dead letters", path, index + 1, self.n_files,
-                     sum(units), len(units), n_dead)
+                units, n_dead = self._read(index, part, path, (start, end))
+            marker = {"path": path, "span": span, "fingerprint": self.fingerprint, "units": units,
+                      "dead": n_dead, "counters": counts}
+            spill.write_marker(self.work, reader, marker)
+            log.info("read %s: %d rows in %d units, %d dead letters", where, sum(units), len(units), n_dead)
         add_all(marker["counters"])
         release_memory()
         for chunk, rows in enumerate(marker["units"]):
-            yield Unit(index, chunk, rows, dead=chunk == 0 and marker["dead"] > 0)
+            yield Unit(index, part, chunk, rows, dead=chunk == 0 and marker["dead"] > 0)
 
-    def _read(self, index: int, path: str) -> tuple[list[int], int]:
+    def _read(self, index: int, part: int, path: str, span) -> tuple[list[int], int]:
         units: list[int] = []
         writer: RowBatches | None = None
         dead: list[DeadLetter] = []
         row = 0
-        for item in timed_iter("read", self._items(path)):
+        for item in timed_iter("read", self._items(path, span)):
             if isinstance(item, DeadLetter):
                 dead.append(item)
                 continue
+            if row == MAX_ROWS:
+                raise ValueError(f"{path}: more than {MAX_ROWS} documents in one part of a file; split it into smaller files")
             if row % self.chunk_docs == 0:
                 if writer is not None:
                     units.append(writer.close())
-                writer = RowBatches(spill.unit_path(self.work, Unit(index, len(units), 0)), spill.SPILL_SCHEMA)
-            writer.add(spill.spill_row(doc_key(index, row), self._stepped(item)))
+                    release_memory()   # a large file's read would otherwise keep every unit's garbage
+                writer = RowBatches(spill.unit_path(self.work, Unit(index, part, len(units), 0)),
+                                    spill.SPILL_SCHEMA)
+            writer.add(spill.spill_row(doc_key(index, row, part), self._stepped(item)))
             row += 1
         units.append(writer.close() if writer is not None else 0)
-        spill.write_dead(self.work, index, dead)
-        inc("read.files")
+        spill.write_dead(self.work, part_name(index, part), dead)
+        inc("read.parts")
+        if part == 0:
+            inc("read.files")
         return units, len(dead)
 
-    def _items(self, path: str):
+    def _items(self, path: str, span):
         """The source's items; a file that fails midway keeps what was read plus one dead letter."""
         progress = Progress(f"{self.source.name} records read from {path}")
         seq = 0
         try:
-            for item in self.source.read(path):
+            for item in self.source.read_span(path, span):
                 seq += 1
                 progress.tick()
                 if isinstance(item, DeadLetter):
@@ -312,7 +332,7 @@ class FinalPass(beam.DoFn):
                 self.progress.tick()
                 self._one(key, item, view, out)
             if view.unit.dead:
-                for row in spill.read_dead(self.work, view.unit.file):
+                for row in spill.read_dead(self.work, view.unit.reader):
                     out["dead_letters"].add(row)
             release_memory()
         for writer in out.values():
@@ -362,6 +382,8 @@ def build(p: beam.Pipeline, source, files: list[str], work: str, staging: str, s
     chunk = settings.chunk_docs
     units = (p | "Files" >> beam.Create(list(enumerate(files)))
              | "Spread files" >> beam.Reshuffle()
+             | "Parts" >> beam.FlatMap(file_parts, source)
+             | "Spread parts" >> beam.Reshuffle()
              | "Read" >> beam.ParDo(ReadPass(source, work, chunk, fingerprint, len(files))))
     keyed = units | "Units by id" >> beam.Map(lambda u: (u.id, u))
     all_units = units | "All units" >> beam.combiners.ToList()
@@ -407,6 +429,8 @@ def run(source, files: list[str], out: str, inputs: list[str], beam_args: list[s
     `inputs` are checked against the output for overlap; `funnel(counters, wall, cores)` builds the
     summary (default: the stages in order)."""
     settings = settings or EngineSettings()
+    if len(files) > MAX_FILES:
+        raise ValueError(f"{len(files)} input files, at most {MAX_FILES} in one job")
     if settings.output_shards is not None and settings.output_shards < 1:
         raise ValueError("--output-shards must be >= 1")
     claim = claim_output(out, f"pipeline {source.name}", OUTPUTS + [STATS], inputs, overwrite, max_lease_age,
@@ -420,7 +444,8 @@ def run(source, files: list[str], out: str, inputs: list[str], beam_args: list[s
         cores = local_cores(opts)
         summary = (funnel or _stage_funnel(source))(counters, wall, cores)
         summary["kept_languages"] = languages(counters, "kept.lang.")
-        summary["files_resumed"] = counters.get("read.files_resumed", 0)
+        summary["parts"] = counters.get("read.parts", 0)
+        summary["parts_resumed"] = counters.get("read.parts_resumed", 0)
         summary["shuffled_bytes"] = {k[len("shuffle."):]: v for k, v in sorted(counters.items())
                                      if k.startswith("shuffle.")}
         stats = {"job": source.name, "input_files": len(files), "config": config or source.config(), **summary}

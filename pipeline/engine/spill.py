@@ -1,12 +1,12 @@
 """The work area: every document written once, after its read pass, and read back by unit.
 
 Layout under `<output>/_work/`:
-- `units/u-FFFFFF-CCCCC.parquet`: a unit's rows (documents, and documents rejected while reading, with
+- `units/u-FFFFFF-PPPP-CCCCC.parquet`: a unit's rows (file, part of the file, chunk) (documents, and documents rejected while reading, with
   their stage and reason), in input order, each with its integer key.
-- `units/u-FFFFFF-CCCCC.lines.npy`: the unit's line hashes, computed once by the first step that needs them.
-- `read/FFFFFF.dead.parquet`: the file's dead letters.
-- `read/FFFFFF.done`: written last by a completed read pass: the units, the pass's counters and the
-  settings it ran with. A resumed run reads no file that has one.
+- `units/u-FFFFFF-PPPP-CCCCC.lines.npy`: the unit's line hashes, computed once by the first step that needs them.
+- `read/FFFFFF-PPPP.dead.parquet`: the dead letters of a part of a file.
+- `read/FFFFFF-PPPP.done`: written last by a completed read pass of a part: its byte range, units, the
+  pass's counters and the settings it ran with. A resumed run reads no part that has one.
 """
 from __future__ import annotations
 
@@ -33,12 +33,12 @@ def unit_path(work: str, unit: Unit, suffix: str = ".parquet") -> str:
     return join(work, "units", unit.name + suffix)
 
 
-def marker_path(work: str, file_index: int) -> str:
-    return join(work, "read", f"{file_index:06d}.done")
+def marker_path(work: str, reader: str) -> str:
+    return join(work, "read", f"{reader}.done")
 
 
-def dead_path(work: str, file_index: int) -> str:
-    return join(work, "read", f"{file_index:06d}.dead.parquet")
+def dead_path(work: str, reader: str) -> str:
+    return join(work, "read", f"{reader}.dead.parquet")
 
 
 def spill_row(key: int, item: Document | Rejected) -> dict:
@@ -81,25 +81,25 @@ def fetch(work: str, units: dict[int, Unit], keys: list[int], chunk_docs: int,
     return out
 
 
-def write_dead(work: str, file_index: int, letters: list[DeadLetter]) -> None:
+def write_dead(work: str, reader: str, letters: list[DeadLetter]) -> None:
     if not letters:
         return
     table = pa.Table.from_pylist([d.to_row() for d in letters], schema=DEAD_LETTER_SCHEMA)
-    with FileSystems.create(dead_path(work, file_index)) as f:
+    with FileSystems.create(dead_path(work, reader)) as f:
         pq.write_table(table, f, compression="zstd")
 
 
-def read_dead(work: str, file_index: int) -> list[dict]:
-    with FileSystems.open(dead_path(work, file_index)) as f:
+def read_dead(work: str, reader: str) -> list[dict]:
+    with FileSystems.open(dead_path(work, reader)) as f:
         return pq.read_table(f).to_pylist()
 
 
-def write_marker(work: str, file_index: int, marker: dict) -> None:
-    write_atomically(marker_path(work, file_index), json.dumps(marker, sort_keys=True).encode())
+def write_marker(work: str, reader: str, marker: dict) -> None:
+    write_atomically(marker_path(work, reader), json.dumps(marker, sort_keys=True).encode())
 
 
-def read_marker(work: str, file_index: int) -> dict | None:
-    path = marker_path(work, file_index)
+def read_marker(work: str, reader: str) -> dict | None:
+    path = marker_path(work, reader)
     if not exists(path):
         return None
     try:
@@ -124,8 +124,8 @@ def load_array(path: str) -> np.ndarray | None:
         return None
 
 
-def forget_file(work: str, file_index: int) -> None:
-    """Remove what an unfinished read pass of the file left (its units and their caches)."""
-    prefix = f"u-{file_index:06d}-"
+def forget_part(work: str, reader: str) -> None:
+    """Remove what an unfinished read pass of a part of a file left (its units and their caches)."""
+    prefix = f"u-{reader}-"
     units = join(work, "units")
     delete_files([join(units, f) for f in files_under(units) if f.startswith(prefix)])

@@ -10,6 +10,10 @@ printed funnel. A source is an ordered list of stages: `steps`, then `dedup_step
   their stage must be one of `stages`) and `DeadLetter`s. Memory must stay bounded by one record.
   Records that are not documents at all (another namespace, an image in a repository) are counted with
   `pipeline.runtime.counters.inc("read.skipped_records")` and not yielded.
+- `spans(path)` and `read_span(path, span)`: a source whose files can be read in byte ranges at once
+  (CommonCrawl's per-record gzip) gives the ranges (`(start, end)`, end None for the end of the file) and
+  reads one; by default a file is one range, read by `read`. The ranges must depend on the file and the
+  source's settings alone, never on the number of workers: they shape the keys and the output.
 - `steps()`: per-document steps applied while reading, in order, built once per worker (load models
   here). A step that raises rejects that document with the exception as the reason.
 - `dedup_steps()`: whole-run steps (`pipeline.engine.steps.WholeRunStep`, e.g. `pipeline.dedup`), in
@@ -26,6 +30,7 @@ import argparse
 import dataclasses
 from typing import Any, Callable, Iterator
 
+from pipeline.inputs import WHOLE, Span
 from pipeline.schema import DeadLetter, Document, Rejected
 
 
@@ -48,6 +53,14 @@ class Source:
 
     def read(self, path: str) -> Iterator[Document | Rejected | DeadLetter]:
         raise NotImplementedError
+
+    def spans(self, path: str) -> list[Span]:
+        return [WHOLE]
+
+    def read_span(self, path: str, span: Span) -> Iterator[Document | Rejected | DeadLetter]:
+        if tuple(span) != WHOLE:
+            raise ValueError(f"{self.name} reads whole files only, not the range {span} of {path}")
+        return self.read(path)
 
     def steps(self) -> list[Step]:
         return []
