@@ -205,3 +205,24 @@ def test_reruns_write_the_same_bytes(sample_run, tmp_path):
     second = sorted((tmp_path / "again" / "docs").glob("*.parquet"))
     assert [p.name for p in first] == [p.name for p in second]
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
+
+
+def test_a_large_crawl_file_is_read_in_parts_and_json_shards_whole(tmp_path):
+    text = b"A page of words that ends in a full stop.\nAnother line of the page, also ending well.\n"
+    members = [gzip_member(conversion(text * (1 + n % 5) + b"%d." % n, record_id(n), f"https://p.example/{n}"))
+               for n in range(200)]
+    members[60] = members[60][:40] + b"\x00" * 40                  # a corrupt member
+    members[120] = b"not gzip " * 20 + members[120]                  # garbage between members
+    path = tmp_path / "CC-MAIN-x.warc.wet.gz"
+    path.write_bytes(b"".join(members))
+    source = C4Source(split_bytes=3_000)
+    spans = source.spans(str(path))
+    assert len(spans) > 4
+
+    def seen(items):
+        return [(i.id, i.text) if isinstance(i, Document) else (i.offset, i.reason) for i in items]
+    assert seen(i for s in spans for i in source.read_span(str(path), s)) == seen(C4Source().read(str(path)))
+    shard = tmp_path / "c4-train.00000-of-00001.json.gz"
+    shard.write_bytes(gzip.compress(_lines(*[dict(GOOD, text=" ".join(str(i * j * 7919 % 100003) for j in range(400)))
+                                             for i in range(40)])))
+    assert shard.stat().st_size > 10 * 3_000 and source.spans(str(shard)) == [(0, None)]

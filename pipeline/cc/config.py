@@ -8,6 +8,7 @@ import dataclasses
 from pipeline.argtypes import fraction, int_at_least, non_negative_int, open_fraction, positive_int
 from pipeline.engine.keys import DEFAULT_CHUNK_DOCS
 from pipeline.quality import QualityScorer
+from pipeline.readers.crawl import DEFAULT_SPLIT_BYTES, SPLIT_HELP
 from pipeline.runtime.options import add_options, from_namespace, option, summary
 from pipeline.warc import DEFAULT_MAX_RECORD_BYTES
 
@@ -33,9 +34,7 @@ class CCConfig:
                                    help="records, and HTTP bodies once decoded, larger than this go to dead "
                                         "letters; a gzip member that inflates 8x this past a record boundary "
                                         "is abandoned (a decompression bomb)")
-    split_bytes: int = option(16 << 20, type=non_negative_int,
-                              help="read a per-record-gzip file larger than this as ranges of about this many "
-                                   "bytes at once, each starting at a record (0: every file whole)")
+    split_bytes: int = option(DEFAULT_SPLIT_BYTES, SPLIT_HELP, type=non_negative_int)
     # document-level dedup
     exact_dedup: bool = option(True, "leave byte-identical pages in", negate=True)
     near_dedup: bool = option(True, "leave MinHash near-duplicates in", negate=True)

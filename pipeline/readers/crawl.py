@@ -12,13 +12,17 @@ from typing import Iterator
 from pipeline.inputs import WHOLE, Span
 from pipeline.schema import DeadLetter, Document
 PROBE_BYTES = 1 << 20                # how far past a cut point the next member start is looked for
+DEFAULT_SPLIT_BYTES = 16 << 20
+SPLIT_HELP = ("read a per-record-gzip WET/WARC file larger than this as ranges of about this many bytes at "
+              "once, each starting at a record (0: every file whole)")
 
 
 def crawl_spans(path: str, split_bytes: int, max_spans: int) -> list[Span]:
     """Byte ranges of a per-record-gzip file, about `split_bytes` each (at most `max_spans`), cut where a
-    gzip member that holds a record starts; the whole file when it is smaller, not gzipped, compressed
-    as one stream (no member start is found near a cut), or cannot be opened (reading it says why)."""
-    from pipeline.inputs import input_size, is_gzip, open_stream
+    gzip member that holds a record starts; the whole file when it is smaller, does not start with such
+    a member (not gzipped, not WARC: a JSON shard), is compressed as one stream (no member start is found
+    near a cut), or cannot be opened (reading it says why)."""
+    from pipeline.inputs import input_size, open_stream
     from pipeline.warc import member_start
     size = input_size(path) if split_bytes > 0 else None
     if size is None or size <= split_bytes:
@@ -26,8 +30,8 @@ def crawl_spans(path: str, split_bytes: int, max_spans: int) -> list[Span]:
     step = max(split_bytes, -(-size // max_spans))
     cuts: list[int] = []
     try:
-        with open_stream(path, 0, 2) as f:
-            if not is_gzip(f.read(2)):
+        with open_stream(path, 0, PROBE_BYTES) as f:
+            if member_start(f.read()) != 0:     # not a crawl file that gzips its records (JSON shards, ...)
                 return [WHOLE]
         for at in range(step, size, step):
             at = max(at, cuts[-1] + 1 if cuts else 0)

@@ -8,7 +8,9 @@ import os
 import re
 from typing import Any, Iterator
 
-from pipeline.argtypes import fraction, open_fraction
+from pipeline.argtypes import fraction, non_negative_int, open_fraction
+from pipeline.inputs import WHOLE, Span
+from pipeline.readers.crawl import DEFAULT_SPLIT_BYTES, SPLIT_HELP
 from pipeline.schema import DeadLetter, Document, Rejected
 from pipeline.sources.base import Source, Step
 
@@ -57,16 +59,17 @@ class C4Source(Source):
 
     def __init__(self, languages: tuple[str, ...] | None = ("en",), lid_threshold: float = 0.5,
                  lid_model: str | None = None, exact_dedup: bool = True, near_dedup: bool = True,
-                 minhash_threshold: float = 0.5):
+                 minhash_threshold: float = 0.5, split_bytes: int = DEFAULT_SPLIT_BYTES):
         from pipeline.langid import default_lid_model
         from pipeline.model_files import ModelFile
-        if not 0.0 <= lid_threshold <= 1.0 or not 0.0 < minhash_threshold < 1.0:
-            raise ValueError("0 <= --lid-threshold <= 1 and 0 < --minhash-threshold < 1")
+        if not 0.0 <= lid_threshold <= 1.0 or not 0.0 < minhash_threshold < 1.0 or split_bytes < 0:
+            raise ValueError("0 <= --lid-threshold <= 1, 0 < --minhash-threshold < 1 and --split-bytes >= 0")
         self.languages = tuple(languages) if languages is not None else None
         self.lid_threshold = lid_threshold
         self.lid_model = lid_model or default_lid_model()
         self.exact_dedup, self.near_dedup = exact_dedup, near_dedup
         self.minhash_threshold = minhash_threshold
+        self.split_bytes = split_bytes
         self._lid_file = ModelFile(self.lid_model)
 
     # ------------------------------------------------------------------------------------------ reading
@@ -112,11 +115,25 @@ class C4Source(Source):
         if not records:
             yield DeadLetter(path, 0, "an empty file: no JSON lines")
 
-    def _read_warc(self, raw, path: str) -> Iterator[Document | DeadLetter]:
+    def spans(self, path: str) -> list[Span]:
+        """Raw crawl files in byte ranges (`pipeline.readers.crawl.crawl_spans`); JSON shards whole."""
+        from pipeline.engine.keys import MAX_PARTS
+        from pipeline.readers.crawl import crawl_spans
+        return crawl_spans(path, self.split_bytes, MAX_PARTS)
+
+    def read_span(self, path: str, span: Span) -> Iterator[Document | Rejected | DeadLetter]:
+        if tuple(span) == WHOLE:
+            yield from self.read(path)
+            return
+        from pipeline.inputs import open_stream
+        with open_stream(path, *span) as raw:
+            yield from self._read_warc(raw, path, span[0])
+
+    def _read_warc(self, raw, path: str, origin: int = 0) -> Iterator[Document | DeadLetter]:
         from pipeline.records import to_document
         from pipeline.runtime.counters import inc
         from pipeline.warc import read_warc
-        for rec in read_warc(raw, path):
+        for rec in read_warc(raw, path, origin=origin):
             if isinstance(rec, DeadLetter):
                 yield rec
                 continue
@@ -147,7 +164,7 @@ class C4Source(Source):
     def config(self) -> dict[str, Any]:
         return {"languages": self.languages, "lid_threshold": self.lid_threshold, "lid_model": self.lid_model,
                 "exact_dedup": self.exact_dedup, "near_dedup": self.near_dedup,
-                "minhash_threshold": self.minhash_threshold}
+                "minhash_threshold": self.minhash_threshold, "split_bytes": self.split_bytes}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -160,11 +177,13 @@ class C4Source(Source):
         parser.add_argument("--no-near-dedup", dest="near_dedup", action="store_false")
         parser.add_argument("--minhash-threshold", type=open_fraction, default=0.5,
                             help="Jaccard similarity the MinHash LSH bands are tuned for (default 0.5)")
+        parser.add_argument("--split-bytes", type=non_negative_int, default=DEFAULT_SPLIT_BYTES,
+                            help=f"{SPLIT_HELP} (default {DEFAULT_SPLIT_BYTES})")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "C4Source":
         return cls(_languages(args.languages), args.lid_threshold, args.lid_model, args.exact_dedup,
-                   args.near_dedup, args.minhash_threshold)
+                   args.near_dedup, args.minhash_threshold, args.split_bytes)
 
 
 def _languages(spec: str) -> tuple[str, ...] | None:
