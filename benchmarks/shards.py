@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import shutil
 import sys
 import time
 
@@ -116,11 +115,10 @@ def main() -> int:
     ap.add_argument("--max-docs", type=positive_int)
     ap.add_argument("--copies", type=positive_int, default=1)
     args = ap.parse_args()
-    for sub in ("out", "docs"):
-        shutil.rmtree(os.path.join(args.work, sub), ignore_errors=True)
     docs = read_documents(args.wet, args.max_docs)
     text_bytes = sum(len(d.text.encode("utf-8", "surrogatepass")) for d in docs)
-    write_parquet(docs, os.path.join(args.work, "docs"), copies=args.copies)
+    docs_dir = f"docs-x{args.copies}"    # the same names on every run with these copies: rewritten, never removed
+    write_parquet(docs, os.path.join(args.work, docs_dir), copies=args.copies)
     print(f"{len(docs):,} documents, {text_bytes / 1e6:.1f} MB of text; the job reads {args.copies} "
           f"cop{'y' if args.copies == 1 else 'ies'}")
     tok = args.tokenizer
@@ -133,7 +131,7 @@ def main() -> int:
     manifest = os.path.join(args.work, "bench.yaml")
     with open(manifest, "w") as f:
         f.write("name: bench\nshard_tokens: 16777216\nsources:\n"
-                "  commoncrawl: {share: 1.0, epochs: 1.0, paths: ['docs/*.parquet']}\n")
+                f"  commoncrawl: {{share: 1.0, epochs: 1.0, paths: ['{docs_dir}/*.parquet']}}\n")
     cfg = ShardConfig(load_manifest(manifest), tok, os.path.join(args.work, "out"))
     beam_args = [f"--direct_num_workers={args.workers}",
                  f"--direct_running_mode={'multi_processing' if args.workers > 1 else 'in_memory'}"]

@@ -33,8 +33,7 @@ class CommonCrawlSource(Source):
         return read_crawl(path, self.cfg.max_record_bytes)
 
     def spans(self, path: str) -> list[Span]:
-        from pipeline.engine.keys import MAX_PARTS
-        return crawl_spans(path, self.cfg.split_bytes, MAX_PARTS)
+        return crawl_spans(path, self.cfg.split_bytes)
 
     def read_span(self, path: str, span: Span) -> Iterator[Document | DeadLetter]:
         return read_crawl(path, self.cfg.max_record_bytes, tuple(span))

@@ -17,17 +17,19 @@ SPLIT_HELP = ("read a per-record-gzip WET/WARC file larger than this as ranges o
               "once, each starting at a record (0: every file whole)")
 
 
-def crawl_spans(path: str, split_bytes: int, max_spans: int) -> list[Span]:
-    """Byte ranges of a per-record-gzip file, about `split_bytes` each (at most `max_spans`), cut where a
-    gzip member that holds a record starts; the whole file when it is smaller, does not start with such
-    a member (not gzipped, not WARC: a JSON shard), is compressed as one stream (no member start is found
-    near a cut), or cannot be opened (reading it says why)."""
+def crawl_spans(path: str, split_bytes: int, max_spans: int | None = None) -> list[Span]:
+    """Byte ranges of a per-record-gzip file, about `split_bytes` each (at most `max_spans`, by default as
+    many as a key can number: `pipeline.engine.keys.MAX_PARTS`), cut where a gzip member that holds a
+    record starts; the whole file when it is smaller, does not start with such a member (not gzipped,
+    not WARC: a JSON shard), is compressed as one stream (no member start is found near a cut), or cannot
+    be opened (reading it says why)."""
+    from pipeline.engine.keys import MAX_PARTS
     from pipeline.inputs import input_size, open_stream
     from pipeline.warc import member_start
     size = input_size(path) if split_bytes > 0 else None
     if size is None or size <= split_bytes:
         return [WHOLE]
-    step = max(split_bytes, -(-size // max_spans))
+    step = max(split_bytes, -(-size // (max_spans or MAX_PARTS)))
     cuts: list[int] = []
     try:
         with open_stream(path, 0, PROBE_BYTES) as f:

@@ -117,9 +117,8 @@ class C4Source(Source):
 
     def spans(self, path: str) -> list[Span]:
         """Raw crawl files in byte ranges (`pipeline.readers.crawl.crawl_spans`); JSON shards whole."""
-        from pipeline.engine.keys import MAX_PARTS
         from pipeline.readers.crawl import crawl_spans
-        return crawl_spans(path, self.split_bytes, MAX_PARTS)
+        return crawl_spans(path, self.split_bytes)
 
     def read_span(self, path: str, span: Span) -> Iterator[Document | Rejected | DeadLetter]:
         if tuple(span) == WHOLE:
